@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, builds, runs every test, and ends with
+# a single "N passed, N failed" line for the whole run.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+# Envoy's upstream API definitions, for the wire-compatibility and config tests (pinned).
+node_dir="$root/.artifacts/node"
+xds_pkg="@grpc/grpc-js-xds@1.14.1"
+if [ ! -f "$node_dir/node_modules/@grpc/grpc-js-xds/package.json" ] \
+   || ! grep -q '"version": "1.14.1"' "$node_dir/node_modules/@grpc/grpc-js-xds/package.json"; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "npm is required to install $xds_pkg (apt-get install nodejs npm)" >&2
+    exit 1
+  fi
+  mkdir -p "$node_dir"
+  [ -f "$node_dir/package.json" ] || echo '{"name":"extproc-test-deps","private":true}' > "$node_dir/package.json"
+  npm install --prefix "$node_dir" --no-save --no-audit --no-fund --ignore-scripts "$xds_pkg" >/dev/null
+fi
+export EXTPROC_ENVOY_API_DIR="$node_dir/node_modules/@grpc/grpc-js-xds/deps"
+
+dotnet restore ExtProc.sln
+dotnet build ExtProc.sln --no-restore -c Release -warnaserror
+
+results="$root/.artifacts/test-results"
+rm -rf "$results"
+set +e
+dotnet test tests/ExtProc.Tests/ExtProc.Tests.csproj --no-build -c Release \
+  --logger "trx;LogFileName=results.trx" --results-directory "$results" "$@"
+status=$?
+set -e
+
+trx="$results/results.trx"
+if [ -f "$trx" ]; then
+  passed=$(grep -o 'passed="[0-9]*"' "$trx" | head -n1 | grep -o '[0-9]*')
+  failed=$(grep -o 'failed="[0-9]*"' "$trx" | head -n1 | grep -o '[0-9]*')
+  echo "${passed:-0} passed, ${failed:-0} failed"
+else
+  echo "0 passed, 1 failed"
+  [ "$status" -ne 0 ] || status=1
+fi
+exit "$status"
