@@ -11,8 +11,8 @@ internal sealed class DecisionRecord
     private ProtocolKind _protocol;
     private string? _outcome;
 
-    /// <summary>True when a field changed since the record was last sent to Envoy.</summary>
-    public bool Dirty { get; private set; }
+    /// <summary>True when a field changed since the record was last sent to Envoy (and before the first send).</summary>
+    public bool Dirty { get; private set; } = true;
 
     public ProtocolKind Protocol
     {
