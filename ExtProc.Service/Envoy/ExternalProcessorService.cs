@@ -54,9 +54,10 @@ internal sealed class ExternalProcessorService : ExternalProcessor.ExternalProce
             ProcessorLog.StreamDrained(_logger);
             throw new RpcException(new Status(StatusCode.Unavailable, "ExtProc is shutting down."));
         }
-        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        catch (Exception) when (context.CancellationToken.IsCancellationRequested)
         {
-            // Envoy reset the stream (its normal way to close); nobody is left to answer.
+            // Envoy reset the stream (its normal way to close; it surfaces as a cancellation or an
+            // IOException from the transport): nobody is left to answer.
         }
         catch (ProtocolViolationException ex)
         {

@@ -15,7 +15,7 @@ namespace ExtProc.Tests.Engine;
 
 public sealed class StreamProcessorTests
 {
-    private static PipelineSnapshot Scripted(ScriptedStage stage, Action<Hosting.ExtProcOptions>? configure = null) =>
+    private static PipelineSnapshot Scripted(ScriptedStage stage, Action<global::ExtProc.Hosting.ExtProcOptions>? configure = null) =>
         PipelineSnapshot.Create(Options(configure), stage);
 
     [Fact]
