@@ -26,6 +26,30 @@ internal static class UpstreamEnvoyApi
         Path.Combine(DepsDir, "googleapis"),
     ];
 
+    private static readonly Lazy<string> s_validateShim = new(WriteValidateShim);
+
+    /// <summary>
+    /// <see cref="IncludeDirs"/> for the wider config closure (cluster, listener, protocol options). There the npm
+    /// copy is not self-consistent: envoy-api uses PGV's <c>StringRules.ignore_empty</c>, which its bundled
+    /// validate.proto predates. A patched copy of that file, written at test time to a temp folder and searched
+    /// first, adds the one option field; it only carries validation options, never a config field.
+    /// </summary>
+    public static IReadOnlyList<string> ConfigIncludeDirs => [s_validateShim.Value, .. IncludeDirs];
+
+    private static string WriteValidateShim()
+    {
+        var original = File.ReadAllText(Path.Combine(DepsDir, "protoc-gen-validate", "validate", "validate.proto")).Replace("\r\n", "\n", StringComparison.Ordinal);
+        const string anchor = "message StringRules {\n";
+        var patched = original.Contains("ignore_empty", StringComparison.Ordinal) || !original.Contains(anchor, StringComparison.Ordinal)
+            ? original
+            : original.Replace(anchor, anchor + "    optional bool ignore_empty = 26;\n", StringComparison.Ordinal);
+        var dir = Path.Combine(Path.GetTempPath(), $"extproc-validate-shim-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(Path.Combine(dir, "validate"));
+        File.WriteAllText(Path.Combine(dir, "validate", "validate.proto"), patched);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(dir, recursive: true);
+        return dir;
+    }
+
     private static string Locate()
     {
         var fromEnv = Environment.GetEnvironmentVariable(DirVariable);
