@@ -141,6 +141,11 @@ public sealed partial class WireCompatibilityTests
         common.EnumType.Single().Value.Single(v => v.Name == "CONTINUE_AND_REPLACE").Number = 7;
         common.Field.Single(f => f.Name == "trailers").TypeName = ".envoy.config.core.v3.HeaderValue";
         service.Service.Single().Method.Single().ServerStreaming = false;
+        // Newer fields are held to the spec table the same way.
+        service.MessageType.Single(m => m.Name == "ProtocolConfiguration").Field.Single(f => f.Number == 1).Type = FieldType.Int32;
+        service.MessageType.Single(m => m.Name == "ProcessingResponse").Field.Single(f => f.Name == "request_drain").Number = 13;
+        var mode = files.Single(f => f.Name == ProcessingModeFile).MessageType.Single().EnumType.Single(e => e.Name == "BodySendMode");
+        mode.Value.Remove(mode.Value.Single(v => v.Name == "GRPC"));
         var damaged = new DescriptorIndex(files);
         var (scope, ourTypes) = Scope(damaged);
 
@@ -157,6 +162,10 @@ public sealed partial class WireCompatibilityTests
             "CommonResponse.ResponseStatus.CONTINUE_AND_REPLACE = 1: enum value missing in ours",
             "CommonResponse #4 (trailers): type name upstream",
             "ExternalProcessor.Process: streaming upstream client=True server=True, ours client=True server=False",
+            "ProtocolConfiguration #1 (request_body_mode): type spec table Enum, ours Int32",
+            "ProcessingResponse #12 (request_drain): newer field from the spec table is missing in ours",
+            "ProcessingResponse #13 (request_drain): field in ours is neither upstream nor in the newer-field table",
+            "BodySendMode.GRPC = 5: newer enum value from the spec table is missing in ours",
         ];
         foreach (var fragment in expected)
         {
