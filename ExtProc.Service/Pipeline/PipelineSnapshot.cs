@@ -1,4 +1,5 @@
 using ExtProc.Hosting;
+using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
 
 namespace ExtProc.Pipeline;
@@ -24,6 +25,7 @@ internal sealed class PipelineSnapshot
     {
         Stage[] stages =
         [
+            new InternalHeaderGuardStage(),
             new ProtocolIdentificationStage(new ProtocolClassifier(options.Protocols.McpPaths)),
         ];
         return new PipelineSnapshot(new StageRunner(stages), options);
