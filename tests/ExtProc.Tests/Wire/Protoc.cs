@@ -70,12 +70,19 @@ internal static partial class Protoc
             return buffer.ToArray();
         });
         var stderrTask = process.StandardError.ReadToEndAsync();
-        if (stdin is not null)
+        try
         {
-            process.StandardInput.BaseStream.Write(stdin);
-        }
+            if (stdin is not null)
+            {
+                process.StandardInput.BaseStream.Write(stdin);
+            }
 
-        process.StandardInput.Close();
+            process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+            // protoc quit before reading its input (e.g. a bad argument); its stderr below says why.
+        }
         if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
         {
             process.Kill();
