@@ -599,6 +599,21 @@ internal sealed class StreamProcessor : IDisposable
             fields.Fields["outcome"] = Value.ForString(outcome);
         }
 
+        if (decision.Tenant is { } tenant)
+        {
+            fields.Fields["tenant"] = Value.ForString(tenant);
+        }
+
+        if (decision.KeyId is { } keyId)
+        {
+            fields.Fields["key_id"] = Value.ForString(keyId);
+        }
+
+        if (decision.Identity is { } identity)
+        {
+            fields.Fields["identity"] = Value.ForString(identity);
+        }
+
         var metadata = new Struct();
         metadata.Fields[_snapshot.Options.Envoy.MetadataNamespace] = Value.ForStruct(fields);
         return metadata;

@@ -1,5 +1,8 @@
 using ExtProc.Envoy;
+using ExtProc.Observability;
 using ExtProc.Pipeline;
+using ExtProc.Tenancy;
+using ExtProc.Tenancy.Jwt;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -67,7 +70,12 @@ internal static class ExtProcApplication
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<PipelineSnapshotProvider>();
         builder.Services.AddSingleton<DrainCoordinator>();
-        builder.Services.AddHostedService<SnapshotLoader>();
+        builder.Services.AddMetrics();
+        builder.Services.AddSingleton(static sp => new ExtProcMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
+        builder.Services.AddSingleton(static sp => new JwksRegistry(
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("ExtProc.Tenancy.Jwks")));
+        builder.Services.AddSingleton<TenancyConfigProvider>();
+        builder.Services.AddHostedService(static sp => sp.GetRequiredService<TenancyConfigProvider>());
         builder.Services.AddHostedService<DrainService>();
 
         var app = builder.Build();
@@ -92,26 +100,5 @@ internal static class ExtProcApplication
         {
             kestrel.Listen(System.Net.IPAddress.Parse(host), port, o => o.Protocols = protocols);
         }
-    }
-
-    /// <summary>Builds the first snapshot at start; until then the service is not ready.</summary>
-    private sealed class SnapshotLoader : IHostedService
-    {
-        private readonly PipelineSnapshotProvider _provider;
-        private readonly IOptions<ExtProcOptions> _options;
-
-        public SnapshotLoader(PipelineSnapshotProvider provider, IOptions<ExtProcOptions> options)
-        {
-            _provider = provider;
-            _options = options;
-        }
-
-        public Task StartAsync(CancellationToken cancellationToken)
-        {
-            _provider.Publish(PipelineSnapshot.Build(_options.Value));
-            return Task.CompletedTask;
-        }
-
-        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

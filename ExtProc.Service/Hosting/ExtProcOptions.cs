@@ -21,6 +21,12 @@ internal sealed class ExtProcOptions
     public DrainOptions Drain { get; set; } = new();
 
     public ProtocolOptions Protocols { get; set; } = new();
+
+    /// <summary>The tenancy configuration file (YAML or JSON); unset = the embedded sample.</summary>
+    public string? ConfigPath { get; set; }
+
+    /// <summary>How often the config file is re-read to catch changes a file watcher misses; zero = watcher only.</summary>
+    public TimeSpan ConfigPollInterval { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 internal sealed class GrpcListenerOptions
@@ -131,6 +137,16 @@ internal sealed class ExtProcOptionsCrossValidator : IValidateOptions<ExtProcOpt
             {
                 errors.Add($"ExtProc:Protocols:McpPaths entry '{path}' must start with '/'.");
             }
+        }
+
+        if (options.ConfigPollInterval < TimeSpan.Zero)
+        {
+            errors.Add("ExtProc:ConfigPollInterval must not be negative.");
+        }
+
+        if (!string.IsNullOrEmpty(options.ConfigPath) && !File.Exists(options.ConfigPath))
+        {
+            errors.Add($"ExtProc:ConfigPath '{options.ConfigPath}' does not exist.");
         }
 
         if (options.Drain.Delay < TimeSpan.Zero || options.Drain.Timeout < TimeSpan.Zero)

@@ -12,4 +12,15 @@ internal static class EventIds
     public const int DrainStarted = 2001;
     public const int DrainDeadline = 2002;
     public const int Listening = 2003;
+
+    public const int ConfigLoaded = 3001;
+    public const int ConfigRejected = 3002;
+    public const int ConfigReloadFailed = 3003;
+    public const int JwksRefreshed = 3004;
+    public const int JwksRefreshFailed = 3005;
+
+    public const int AuthDenied = 3101;
+    public const int AuthAccepted = 3102;
+    public const int InvalidIdentityValue = 3103;
+    public const int PolicyDenied = 3104;
 }

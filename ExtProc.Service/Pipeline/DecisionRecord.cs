@@ -10,6 +10,9 @@ internal sealed class DecisionRecord
 {
     private ProtocolKind _protocol;
     private string? _outcome;
+    private string? _tenant;
+    private string? _keyId;
+    private string? _identity;
 
     /// <summary>True when a field changed since the record was last sent to Envoy (and before the first send).</summary>
     public bool Dirty { get; private set; } = true;
@@ -34,7 +37,37 @@ internal sealed class DecisionRecord
         }
     }
 
+    /// <summary>The resolved tenant id (dynamic metadata <c>tenant</c>).</summary>
+    public string? Tenant
+    {
+        get => _tenant;
+        set => Update(ref _tenant, value);
+    }
+
+    /// <summary>The public id of the API key used, if any (dynamic metadata <c>key_id</c>).</summary>
+    public string? KeyId
+    {
+        get => _keyId;
+        set => Update(ref _keyId, value);
+    }
+
+    /// <summary>How the caller was identified: api_key, jwt, spiffe, x509_subject (dynamic metadata <c>identity</c>).</summary>
+    public string? Identity
+    {
+        get => _identity;
+        set => Update(ref _identity, value);
+    }
+
     internal void MarkSent() => Dirty = false;
+
+    private void Update(ref string? field, string? value)
+    {
+        if (!string.Equals(field, value, StringComparison.Ordinal))
+        {
+            field = value;
+            Dirty = true;
+        }
+    }
 
     private void Update<T>(ref T field, T value)
         where T : struct, Enum

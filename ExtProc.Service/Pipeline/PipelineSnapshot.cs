@@ -1,39 +1,76 @@
 using ExtProc.Hosting;
+using ExtProc.Observability;
+using ExtProc.Stages.Auth;
 using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
+using ExtProc.Stages.Policy;
+using ExtProc.Tenancy;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ExtProc.Pipeline;
 
 /// <summary>
 /// Everything a stream needs from configuration, built once and never changed: the stage array in
-/// its one true order, and the limits the engine applies. A reload builds a new snapshot.
+/// its one true order, the tenancy snapshot its stages were built from, and the limits the engine
+/// applies. A reload builds a new snapshot; a stream keeps the one current when it started.
 /// </summary>
 internal sealed class PipelineSnapshot
 {
-    private PipelineSnapshot(StageRunner runner, ExtProcOptions options)
+    private PipelineSnapshot(StageRunner runner, ExtProcOptions options, TenancySnapshot? tenancy)
     {
         Runner = runner;
         Options = options;
+        Tenancy = tenancy;
     }
 
     public StageRunner Runner { get; }
 
     public ExtProcOptions Options { get; }
 
+    /// <summary>Null only for engine-only snapshots built by tests.</summary>
+    public TenancySnapshot? Tenancy { get; }
+
     /// <summary>The only place that states stage order.</summary>
-    public static PipelineSnapshot Build(ExtProcOptions options)
-    {
-        Stage[] stages =
-        [
-            new InternalHeaderGuardStage(),
-            new ProtocolIdentificationStage(new ProtocolClassifier(options.Protocols.McpPaths)),
-        ];
-        return new PipelineSnapshot(new StageRunner(stages), options);
-    }
+    public static PipelineSnapshot Build(ExtProcOptions options, TenancySnapshot tenancy, PipelineServices services) =>
+        BuildCore(options, tenancy, services);
+
+    /// <summary>
+    /// The engine stages without identity and policy: for tests of the ext_proc engine itself. The
+    /// service never builds one (<see cref="Build"/> requires a tenancy snapshot).
+    /// </summary>
+    internal static PipelineSnapshot BuildEngineOnly(ExtProcOptions options) => BuildCore(options, null, PipelineServices.Null);
 
     /// <summary>For tests and benchmarks that need a custom stage list.</summary>
     internal static PipelineSnapshot Create(ExtProcOptions options, params Stage[] stages) =>
-        new(new StageRunner(stages), options);
+        new(new StageRunner(stages), options, null);
+
+    private static PipelineSnapshot BuildCore(ExtProcOptions options, TenancySnapshot? tenancy, PipelineServices services)
+    {
+        var stages = new List<Stage>
+        {
+            // 1. Spoofed internal headers go before anything reads the request (faults.md A9).
+            new InternalHeaderGuardStage(),
+
+            // 2. Protocol: decides governed or not, and the dialect of every error after this.
+            new ProtocolIdentificationStage(new ProtocolClassifier(options.Protocols.McpPaths)),
+        };
+        if (tenancy is not null)
+        {
+            // 3. Exactly one tenant, from headers and peer identity, before any body is asked for.
+            stages.Add(new AuthenticationStage(tenancy, services.Time, services.LoggerFactory.CreateLogger("ExtProc.Stages.Auth"), services.Metrics));
+
+            // 4. The tenant policy (narrowed by the key scope), before any body goes upstream.
+            stages.Add(new TenantPolicyStage(services.LoggerFactory.CreateLogger("ExtProc.Stages.Policy"), services.Metrics));
+        }
+
+        return new PipelineSnapshot(new StageRunner([.. stages]), options, tenancy);
+    }
+}
+
+/// <summary>Process-wide services stages are built with.</summary>
+internal sealed record PipelineServices(TimeProvider Time, ILoggerFactory LoggerFactory, ExtProcMetrics Metrics)
+{
+    public static readonly PipelineServices Null = new(TimeProvider.System, NullLoggerFactory.Instance, new ExtProcMetrics());
 }
 
 /// <summary>Hands out the current snapshot; readers never lock.</summary>

@@ -1,5 +1,6 @@
 using System.Text;
 using ExtProc.Protocols;
+using ExtProc.Tenancy;
 
 namespace ExtProc.Pipeline;
 
@@ -48,6 +49,9 @@ internal sealed class ProcessingContext : IDisposable
     }
 
     public DecisionRecord Decision { get; } = new();
+
+    /// <summary>Who is calling, once the auth stage has decided; null for requests it let pass unauthenticated.</summary>
+    public CallerIdentity? Identity { get; set; }
 
     /// <summary>Envoy request attributes (CEL expression text → value as text), first message only.</summary>
     public IReadOnlyDictionary<string, string> Attributes { get; internal set; } = EmptyAttributes;

@@ -14,6 +14,23 @@ internal static class ErrorResponses
     public static LocalResponse Create(ProcessingContext context, GatewayError error, string message) =>
         Create(context.Protocol, error, message, context.RequestId);
 
+    /// <summary>A 401 with its <c>WWW-Authenticate</c> challenge (RFC 6750; RFC 9728 on MCP routes).</summary>
+    public static LocalResponse Unauthorized(ProcessingContext context, GatewayError error, string message, string challenge)
+    {
+        var response = Create(context, error, message);
+        response.Headers.Add(new("www-authenticate", challenge));
+        return response;
+    }
+
+    /// <summary>A 429/503 with <c>Retry-After</c> in whole seconds (at least 1).</summary>
+    public static LocalResponse RetryLater(ProcessingContext context, GatewayError error, string message, TimeSpan retryAfter)
+    {
+        var response = Create(context, error, message);
+        var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
+        response.Headers.Add(new("retry-after", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        return response;
+    }
+
     public static LocalResponse Create(ProtocolKind protocol, GatewayError error, string message, string requestId)
     {
         var buffer = new ArrayBufferWriter<byte>(256);

@@ -12,4 +12,22 @@ internal sealed record GatewayError(int Status, string Code)
     public static readonly GatewayError UnsupportedMediaType = new(415, "unsupported_media_type");
     public static readonly GatewayError Internal = new(500, "gateway_internal_error");
     public static readonly GatewayError UpstreamBodyTooLarge = new(502, "upstream_body_too_large");
+
+    // Identity and tenancy (faults.md §8.2).
+    public static readonly GatewayError MissingCredentials = new(401, "missing_credentials");
+    public static readonly GatewayError InvalidApiKey = new(401, "invalid_api_key");
+    public static readonly GatewayError InvalidToken = new(401, "invalid_token");
+    public static readonly GatewayError UnsupportedAuthScheme = new(401, "unsupported_auth_scheme");
+    public static readonly GatewayError InvalidClientIdentity = new(401, "invalid_client_identity");
+    public static readonly GatewayError AmbiguousCredentials = new(400, "ambiguous_credentials");
+    public static readonly GatewayError CredentialsInQuery = new(400, "credentials_in_query");
+    public static readonly GatewayError InvalidIdentityValue = new(400, "invalid_identity_value");
+    public static readonly GatewayError UnknownTenant = new(403, "unknown_tenant");
+    public static readonly GatewayError ModelNotAllowed = new(403, "model_not_allowed");
+    public static readonly GatewayError AuthUnavailable = new(503, "auth_unavailable");
+
+    // Request bodies ExtProc reads to decide (faults.md §3.3, J1-J4).
+    public static readonly GatewayError InvalidJson = new(400, "invalid_json");
+    public static readonly GatewayError DuplicateKey = new(400, "duplicate_key");
+    public static readonly GatewayError AmbiguousField = new(400, "ambiguous_field");
 }

@@ -103,7 +103,7 @@ internal static class EngineTestKit
         return (processor, writer);
     }
 
-    public static PipelineSnapshot DefaultSnapshot(Action<ExtProcOptions>? configure = null) => PipelineSnapshot.Build(Options(configure));
+    public static PipelineSnapshot DefaultSnapshot(Action<ExtProcOptions>? configure = null) => PipelineSnapshot.BuildEngineOnly(Options(configure));
 
     public static string Header(HeaderMutation mutation, string name)
     {

@@ -1,0 +1,165 @@
+using System.Text;
+using ExtProc.Tenancy.Config;
+
+namespace ExtProc.Tenancy;
+
+/// <summary>How the caller proved who it is. Wire names go to dynamic metadata (<c>identity</c>).</summary>
+internal enum IdentityKind
+{
+    None,
+    ApiKey,
+    Jwt,
+    Spiffe,
+    X509Subject,
+}
+
+internal static class IdentityKindExtensions
+{
+    public static string ToWireName(this IdentityKind kind) => kind switch
+    {
+        IdentityKind.ApiKey => "api_key",
+        IdentityKind.Jwt => "jwt",
+        IdentityKind.Spiffe => "spiffe",
+        IdentityKind.X509Subject => "x509_subject",
+        _ => "none",
+    };
+}
+
+/// <summary>A configured tenant, ready for the hot path.</summary>
+internal sealed class Tenant
+{
+    public Tenant(TenantConfig config)
+    {
+        Id = config.Id;
+        Config = config;
+        HeaderValue = Encoding.ASCII.GetBytes(config.Id);
+        Policy = new EffectivePolicy(config.Policy, null);
+    }
+
+    public string Id { get; }
+
+    public TenantConfig Config { get; }
+
+    /// <summary>The x-extproc-tenant value, encoded once (the id alphabet is header-safe).</summary>
+    public ReadOnlyMemory<byte> HeaderValue { get; }
+
+    public EffectivePolicy Policy { get; }
+}
+
+/// <summary>A configured API key (its hash only), bound to its tenant with its narrowed policy.</summary>
+internal sealed class ApiKeyEntry
+{
+    public ApiKeyEntry(KeyConfig config, Tenant tenant)
+    {
+        Id = config.Id;
+        Hash = config.Hash;
+        Tenant = tenant;
+        Revoked = config.Revoked;
+        ExpiresAt = config.ExpiresAt;
+        Policy = new EffectivePolicy(tenant.Config.Policy, config.Scope);
+    }
+
+    public string Id { get; }
+
+    public byte[] Hash { get; }
+
+    public Tenant Tenant { get; }
+
+    public bool Revoked { get; }
+
+    public DateTimeOffset? ExpiresAt { get; }
+
+    public EffectivePolicy Policy { get; }
+}
+
+/// <summary>Who the caller is, once authenticated: exactly one tenant and one policy.</summary>
+internal sealed class CallerIdentity
+{
+    public CallerIdentity(Tenant tenant, IdentityKind kind, EffectivePolicy policy, string? keyId = null, string? subject = null)
+    {
+        Tenant = tenant;
+        Kind = kind;
+        Policy = policy;
+        KeyId = keyId;
+        Subject = subject;
+    }
+
+    public Tenant Tenant { get; }
+
+    public IdentityKind Kind { get; }
+
+    /// <summary>The tenant policy, narrowed by the key scope when a key was used.</summary>
+    public EffectivePolicy Policy { get; }
+
+    /// <summary>The public id of the API key (never the key).</summary>
+    public string? KeyId { get; }
+
+    /// <summary>JWT <c>sub</c>, SPIFFE id or certificate subject.</summary>
+    public string? Subject { get; }
+}
+
+/// <summary>
+/// A tenant policy, optionally narrowed by a key scope: something is allowed only when both levels
+/// allow it, so a key can never widen its tenant (faults.md A8), whatever its config says.
+/// </summary>
+internal sealed class EffectivePolicy
+{
+    private readonly PolicyConfig _tenant;
+    private readonly PolicyConfig? _scope;
+
+    public EffectivePolicy(PolicyConfig tenant, PolicyConfig? scope)
+    {
+        _tenant = tenant;
+        _scope = scope;
+        var limits = new List<string>();
+        AddAll(limits, tenant.Limits);
+        AddAll(limits, scope?.Limits);
+        Limits = limits;
+    }
+
+    /// <summary>Limit references of the tenant and of the key: all of them apply.</summary>
+    public IReadOnlyList<string> Limits { get; }
+
+    public bool RestrictsModels => _tenant.Models is not null || _scope?.Models is not null;
+
+    public bool AllowsModel(ReadOnlySpan<char> model) => Match(_tenant.Models, model) && Match(_scope?.Models, model);
+
+    public bool AllowsMcpTool(ReadOnlySpan<char> tool) => Match(_tenant.McpTools, tool) && Match(_scope?.McpTools, tool);
+
+    public bool AllowsProvider(string provider) => Listed(_tenant.Providers, provider) && Listed(_scope?.Providers, provider);
+
+    public bool AllowsRegion(string region) => Listed(_tenant.Regions, region) && Listed(_scope?.Regions, region);
+
+    public bool AllowsMcpMethod(string method) => Listed(_tenant.McpMethods, method) && Listed(_scope?.McpMethods, method);
+
+    private static bool Match(IReadOnlyList<string>? patterns, ReadOnlySpan<char> value) => patterns is null || Glob.MatchesAny(patterns, value);
+
+    private static bool Listed(IReadOnlyList<string>? list, string value)
+    {
+        if (list is null)
+        {
+            return true;
+        }
+
+        for (var i = 0; i < list.Count; i++)
+        {
+            if (string.Equals(list[i], value, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static void AddAll(List<string> target, IReadOnlyList<string>? source)
+    {
+        for (var i = 0; source is not null && i < source.Count; i++)
+        {
+            if (!target.Contains(source[i]))
+            {
+                target.Add(source[i]);
+            }
+        }
+    }
+}
