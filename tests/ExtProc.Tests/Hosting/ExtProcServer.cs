@@ -14,8 +14,9 @@ namespace ExtProc.Tests.Hosting;
 /// <summary>The real ExtProc process, hosted in the test process on free loopback ports.</summary>
 internal sealed class ExtProcServer : IAsyncDisposable
 {
-    private ExtProcServer(WebApplication app, int grpcPort, int adminPort, FakeLogCollector logs)
+    private ExtProcServer(WebApplication app, int grpcPort, int adminPort, FakeLogCollector logs, string? ownConfig)
     {
+        _ownConfig = ownConfig;
         App = app;
         GrpcPort = grpcPort;
         AdminPort = adminPort;
@@ -23,7 +24,12 @@ internal sealed class ExtProcServer : IAsyncDisposable
         Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}", new GrpcChannelOptions { MaxReceiveMessageSize = null, MaxSendMessageSize = null });
     }
 
+    private readonly string? _ownConfig;
+
     public WebApplication App { get; }
+
+    /// <summary>The `authorization` header of tenant acme's main test key.</summary>
+    public static (string, string) AcmeAuthorization => ("authorization", "Bearer " + Tenancy.TestTenancy.AcmeKey);
 
     public int GrpcPort { get; }
 
@@ -58,16 +64,26 @@ internal sealed class ExtProcServer : IAsyncDisposable
             }
         }
 
+        string? ownConfig = null;
+        if (!values.ContainsKey("ExtProc:ConfigPath"))
+        {
+            // A config with test tenants and keys (Tenancy.TestTenancy), so governed requests can authenticate.
+            ownConfig = Path.Combine(Path.GetTempPath(), $"extproc-test-{Guid.NewGuid():N}.yaml");
+            await File.WriteAllTextAsync(ownConfig, Tenancy.TestTenancy.BaseYaml());
+            values["ExtProc:ConfigPath"] = ownConfig;
+        }
+
         FakeLogCollector? collector = null;
         var app = ExtProcApplication.Build([], builder =>
         {
             builder.Configuration.AddInMemoryCollection(values);
             builder.Logging.ClearProviders();
+            builder.Logging.SetMinimumLevel(LogLevel.Trace);
             builder.Logging.AddFakeLogging();
         });
         collector = app.Services.GetRequiredService<FakeLogCollector>();
         await app.StartAsync();
-        return new ExtProcServer(app, grpcPort, adminPort, collector);
+        return new ExtProcServer(app, grpcPort, adminPort, collector, ownConfig);
     }
 
     /// <summary>Errors logged so far (functional tests assert there are none unless they expect one).</summary>
@@ -85,6 +101,10 @@ internal sealed class ExtProcServer : IAsyncDisposable
         finally
         {
             await App.DisposeAsync();
+            if (_ownConfig is not null)
+            {
+                File.Delete(_ownConfig);
+            }
         }
     }
 

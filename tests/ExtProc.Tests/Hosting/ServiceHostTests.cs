@@ -41,9 +41,10 @@ public sealed class ServiceHostTests
         await using var server = await ExtProcServer.StartAsync();
         using var call = server.Client.Process();
         var body = new byte[5 * 1024 * 1024];
-        "{\"model\":\"m\",\"messages\":[]}"u8.CopyTo(body);
+        body.AsSpan().Fill((byte)' '); // valid JSON: the value, then whitespace
+        "{\"model\":\"gpt-4o\",\"messages\":[]}"u8.CopyTo(body);
 
-        await call.RequestStream.WriteAsync(RequestHeaders("/v1/chat/completions"));
+        await call.RequestStream.WriteAsync(RequestHeaders("/v1/chat/completions", extra: ExtProcServer.AcmeAuthorization));
         Assert.True(await call.ResponseStream.MoveNext());
         Assert.Equal(ProcessingResponse.ResponseOneofCase.RequestHeaders, call.ResponseStream.Current.ResponseCase);
         await call.RequestStream.WriteAsync(RequestBody(body, endOfStream: true));
@@ -155,7 +156,7 @@ public sealed class ServiceHostTests
         try
         {
             using var call = server.Client.Process();
-            await call.RequestStream.WriteAsync(RequestHeaders("/v1/chat/completions"));
+            await call.RequestStream.WriteAsync(RequestHeaders("/v1/chat/completions", extra: ExtProcServer.AcmeAuthorization));
             Assert.True(await call.ResponseStream.MoveNext());
 
             var stopping = server.App.StopAsync();
