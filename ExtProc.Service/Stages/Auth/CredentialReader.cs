@@ -63,7 +63,7 @@ internal static class CredentialReader
             {
                 if (!TryBearer(raw, out value))
                 {
-                    return new(CredentialKind.Unsupported, default, "authorization is not a Bearer credential");
+                    return new(CredentialKind.Unsupported, default, "authorization scheme is not bearer");
                 }
             }
             else
