@@ -1,8 +1,8 @@
 using Envoy.Service.ExtProc.V3;
-using Grpc.Core;
 using ExtProc.Tenancy.Keys;
 using ExtProc.Tests.Hosting;
 using ExtProc.Tests.Tenancy;
+using Grpc.Core;
 using static ExtProc.Tests.Engine.EngineTestKit;
 
 namespace ExtProc.Tests.Stages.Auth;

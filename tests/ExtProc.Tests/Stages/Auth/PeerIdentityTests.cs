@@ -1,6 +1,6 @@
 using Envoy.Service.ExtProc.V3;
-using Google.Protobuf.WellKnownTypes;
 using ExtProc.Tests.Tenancy;
+using Google.Protobuf.WellKnownTypes;
 using static ExtProc.Tests.Engine.EngineTestKit;
 using static ExtProc.Tests.Stages.Auth.AuthenticationStageTests;
 using static ExtProc.Tests.Tenancy.TestTenancy;
