@@ -79,6 +79,11 @@ internal static class ErrorResponses
         writer.WriteString("type"u8, AnthropicType(error.Status));
         writer.WriteString("message"u8, message);
         writer.WriteString("code"u8, error.Code);
+
+        // The Anthropic SDKs surface error.details.error_code as the exception's ErrorCode.
+        writer.WriteStartObject("details"u8);
+        writer.WriteString("error_code"u8, error.Code);
+        writer.WriteEndObject();
         writer.WriteEndObject();
         writer.WriteString("request_id"u8, requestId);
         writer.WriteEndObject();
