@@ -1,6 +1,7 @@
 using ExtProc.Hosting;
 using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
+using ExtProc.Stages.Parse;
 
 namespace ExtProc.Pipeline;
 
@@ -27,6 +28,7 @@ internal sealed class PipelineSnapshot
         [
             new InternalHeaderGuardStage(),
             new ProtocolIdentificationStage(new ProtocolClassifier(options.Protocols.McpPaths)),
+            new RequestParseStage(options.Protocols.MaxJsonDepth),
         ];
         return new PipelineSnapshot(new StageRunner(stages), options);
     }
