@@ -12,6 +12,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 using static Envoy.Service.ExtProc.V3.ProcessingRequest;
 
 namespace ExtProc.Tests.Emulator;
@@ -344,7 +345,8 @@ public sealed class EmulatorHarness : IAsyncDisposable
 
         configure?.Invoke(config);
         upstream ??= new CannedUpstream().WithBody("upstream-body");
-        var emulator = new EnvoyEmulator.EnvoyEmulator(config, upstream, routes, time);
+        // A fake clock by default: message timers only fire when a test advances it, so load cannot flake.
+        var emulator = new EnvoyEmulator.EnvoyEmulator(config, upstream, routes, time ?? new FakeTimeProvider());
         return new EmulatorHarness(processor, emulator, upstream);
     }
 
