@@ -237,10 +237,13 @@ public sealed partial class EmulatedStream
 
     private void AddLog(ExchangeLogKind kind, ProcessingRequest? request, ProcessingResponse? response, string? note)
     {
+        var entry = new ExchangeLogEntry(kind, request, response, note);
         lock (_log)
         {
-            _log.Add(new ExchangeLogEntry(kind, request, response, note));
+            _log.Add(entry);
         }
+
+        _emulator.OnLog?.Invoke(entry);
     }
 
     // ---- Side stream ----
@@ -622,11 +625,13 @@ public sealed partial class EmulatedStream
             || value < TimeSpan.FromMilliseconds(1) || value > _config.MaxMessageTimeout)
         {
             Stats.Inc(ExtProcStats.OverrideMessageTimeoutIgnored);
+            AddLog(ExchangeLogKind.Event, null, null, "override_message_timeout ignored");
             return;
         }
 
         StartTimer(dir, value);
         dir.OverrideUsed = true;
+        AddLog(ExchangeLogKind.Event, null, null, "override_message_timeout accepted");
     }
 
     private void RestartIdleTimer()
