@@ -29,6 +29,7 @@ public sealed partial class EmulatedStream
             return;
         }
 
+        dir.Engaged = true;
         if (Observability)
         {
             if (dir.SendHeaders)
@@ -40,7 +41,6 @@ public sealed partial class EmulatedStream
             return;
         }
 
-        dir.Engaged = true;
         if (dir.SendHeaders)
         {
             SendMessage(dir, HeadersMessage(dir, headers, endStream), expectReply: true);

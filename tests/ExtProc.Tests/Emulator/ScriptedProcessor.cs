@@ -140,12 +140,21 @@ public sealed class ProcessorSession
     private readonly IAsyncStreamReader<ProcessingRequest> _requests;
     private readonly IServerStreamWriter<ProcessingResponse> _responses;
     private readonly List<ProcessingRequest> _received = [];
+    private readonly List<KeyValuePair<string, string>> _headers = [];
 
     internal ProcessorSession(IAsyncStreamReader<ProcessingRequest> requests, IServerStreamWriter<ProcessingResponse> responses, ServerCallContext context)
     {
         _requests = requests;
         _responses = responses;
         Context = context;
+        // Copied now: the call context is unusable once the call is over.
+        foreach (var entry in context.RequestHeaders)
+        {
+            if (!entry.IsBinary)
+            {
+                _headers.Add(new(entry.Key, entry.Value));
+            }
+        }
     }
 
     public ServerCallContext Context { get; }
@@ -165,7 +174,9 @@ public sealed class ProcessorSession
         }
     }
 
-    public string? RequestHeader(string name) => Context.RequestHeaders.GetValue(name);
+    /// <summary>A side-stream request header (e.g. from grpc initial metadata).</summary>
+    public string? RequestHeader(string name) =>
+        _headers.FirstOrDefault(h => string.Equals(h.Key, name, StringComparison.OrdinalIgnoreCase)).Value;
 
     /// <summary>Next message, or null once Envoy half-closed or cancelled.</summary>
     public async Task<ProcessingRequest?> ReadAsync()
