@@ -73,7 +73,8 @@ public sealed partial class EmulatedStream
         // The route (and so the per-route config) is chosen from the request headers before ext_proc runs.
         _route = emulator.Routes.Match(request.Headers);
         RouteSelections = 1;
-        if (_route?.ExtProcPerRoute is { } perRoute)
+        var perRouteConfig = _route is null ? null : ExtProcPerRouteConfig.Merge(emulator.Routes.VirtualHostExtProcPerRoute, _route.ExtProcPerRoute);
+        if (perRouteConfig is { } perRoute)
         {
             if (perRoute.Disabled)
             {

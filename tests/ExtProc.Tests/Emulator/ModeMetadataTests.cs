@@ -34,6 +34,30 @@ public sealed class ModeMetadataTests
     }
 
     [Fact]
+    public async Task PerRouteVhostAndRouteMerge_RouteWinsPerFieldAndOnlyMostSpecificDisabledCounts()
+    {
+        var routes = new RouteTable
+        {
+            VirtualHostExtProcPerRoute = new ExtProcPerRouteConfig
+            {
+                Disabled = true,
+                ProcessingMode = new ProcessingMode { RequestBodyMode = BodySendMode.Buffered, ResponseHeaderMode = HeaderSendMode.Skip },
+            },
+        };
+        routes.Routes.Add(new Route { Name = "foo", PathPrefix = "/foo", Cluster = "upstream", ExtProcPerRoute = new ExtProcPerRouteConfig { FailureModeAllow = true } });
+        routes.Routes.Add(new Route { Name = "default", Cluster = "upstream" });
+        await using var h = await EmulatorHarness.StartAsync(ScriptedProcessor.ContinueAll, routes: routes);
+
+        // Route /foo: not disabled (the route is more specific), vhost processing mode inherited.
+        var foo = await h.RunAsync(TestRequest.Post("/foo", "x"));
+        Assert.Equal([RequestOneofCase.RequestHeaders, RequestOneofCase.RequestBody], foo.Sent.Select(m => m.RequestCase));
+
+        // Other routes only have the vhost config: disabled.
+        var other = await h.RunAsync(TestRequest.Post("/bar", "x"));
+        Assert.Empty(other.Sent);
+    }
+
+    [Fact]
     public async Task PerRouteDisabled_NoSideStream()
     {
         await using var h = await EmulatorHarness.StartAsync(ScriptedProcessor.ContinueAll, routes: PerRouteTable(new ExtProcPerRouteConfig { Disabled = true }));
