@@ -48,6 +48,7 @@ public sealed partial class EmulatedStream
     internal EmulatedStream(EnvoyEmulator emulator, DownstreamRequest request, CancellationToken cancellationToken)
     {
         _emulator = emulator;
+        Stats = new ExtProcStats(emulator.Stats);
         _config = emulator.Config;
         _request = request;
         _time = emulator.TimeProvider;

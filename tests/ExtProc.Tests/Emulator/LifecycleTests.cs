@@ -21,6 +21,11 @@ public sealed class LifecycleTests
         // Continued without the server: the response headers are never sent.
         Assert.Single(result.Sent);
         Assert.Equal(1, result.Stats[ExtProcStats.ServerHalfClosed]);
+
+        var again = await h.RunAsync(TestRequest.Get());
+        Assert.Equal(200, again.Status);
+        Assert.Equal(2, h.Emulator.Stats[ExtProcStats.ServerHalfClosed]);
+        Assert.Equal(2, h.Emulator.Stats[ExtProcStats.StreamsStarted]);
     }
 
     [Fact]
