@@ -45,6 +45,19 @@ public sealed class LifecycleTests
     }
 
     [Fact]
+    public async Task GetAndFailStream_Http500WithoutGrpcStatus_500()
+    {
+        await using var h = await EmulatorHarness.StartAsync(ScriptedProcessor.ContinueAll);
+        h.Processor.HttpFailureStatus = 500;
+        var result = await h.RunAsync(TestRequest.Get());
+
+        Assert.Equal(500, result.Status);
+        Assert.False(result.UpstreamContacted);
+        Assert.StartsWith("ext_proc_error_gRPC_error_", result.Details, StringComparison.Ordinal);
+        Assert.Empty(h.Processor.Sessions);
+    }
+
+    [Fact]
     public async Task GetAndFailStream_StatusOnErrorConfigured_UsesConfiguredCode()
     {
         await using var h = await EmulatorHarness.StartAsync(async s =>
