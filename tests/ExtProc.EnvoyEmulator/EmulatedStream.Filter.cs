@@ -101,7 +101,13 @@ public sealed partial class EmulatedStream
             case BodySendMode.None:
                 if (!dir.HeadersContinued)
                 {
-                    Hold(dir, data);
+                    // Envoy holds data while the headers reply is outstanding, whatever the mode, and notes a
+                    // complete body: a mode_override in that reply may ask for it (NONE -> BUFFERED).
+                    if (Hold(dir, data) && endStream && dir.State == CallbackState.HeadersCallback)
+                    {
+                        dir.CompleteBodyAvailable = true;
+                    }
+
                     return;
                 }
 

@@ -304,4 +304,26 @@ public sealed class ModeMetadataTests
 
         Assert.DoesNotContain(result.Sent, m => m.RequestCase == RequestOneofCase.RequestBody);
     }
+    [Fact]
+    public async Task ModeOverride_NoneToBuffered_BodyHeldDuringHeadersReplyIsSentWhole()
+    {
+        await using var h = await EmulatorHarness.StartAsync(async s =>
+        {
+            await s.ExpectAsync(RequestOneofCase.RequestHeaders);
+            await Task.Delay(50); // let the whole body arrive while the headers reply is outstanding
+            await s.SendAsync(HeadersWithOverride(new ProcessingMode { RequestBodyMode = BodySendMode.Buffered }));
+            await ScriptedProcessor.ContinueAll(s);
+        }, c =>
+        {
+            c.AllowModeOverride = true;
+            c.ProcessingMode = new() { RequestBodyMode = BodySendMode.None, ResponseHeaderMode = HeaderSendMode.Skip };
+        });
+        var result = await h.RunAsync(TestRequest.Post("/", "par", "tial"));
+
+        Assert.Equal(200, result.Status);
+        var body = Assert.Single(result.Sent, m => m.RequestCase == RequestOneofCase.RequestBody).RequestBody;
+        Assert.Equal("partial", body.Body.ToStringUtf8());
+        Assert.True(body.EndOfStream);
+        Assert.Equal("partial", result.UpstreamBodyText);
+    }
 }

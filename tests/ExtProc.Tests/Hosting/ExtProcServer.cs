@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging.Testing;
 namespace ExtProc.Tests.Hosting;
 
 /// <summary>The real ExtProc process, hosted in the test process on free loopback ports.</summary>
-internal sealed class ExtProcServer : IAsyncDisposable
+public sealed class ExtProcServer : IAsyncDisposable
 {
     private ExtProcServer(WebApplication app, int grpcPort, int adminPort, FakeLogCollector logs)
     {
