@@ -1,3 +1,4 @@
-var builder = WebApplication.CreateBuilder(args);
-var app = builder.Build();
-app.Run();
+using ExtProc.Hosting;
+
+var app = ExtProcApplication.Build(args);
+await app.RunAsync().ConfigureAwait(false);

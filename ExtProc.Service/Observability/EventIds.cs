@@ -1,0 +1,15 @@
+namespace ExtProc.Observability;
+
+/// <summary>Every log event id in one place. Ids and names are a public contract: never reuse or rename.</summary>
+internal static class EventIds
+{
+    public const int StreamFailed = 1001;
+    public const int PhaseFailed = 1002;
+    public const int ProtocolViolation = 1003;
+    public const int BodyModeMismatch = 1004;
+    public const int StreamDrained = 1005;
+
+    public const int DrainStarted = 2001;
+    public const int DrainDeadline = 2002;
+    public const int Listening = 2003;
+}

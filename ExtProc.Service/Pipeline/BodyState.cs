@@ -1,0 +1,101 @@
+using System.Buffers;
+
+namespace ExtProc.Pipeline;
+
+/// <summary>
+/// The body of one direction as far as ExtProc has seen it. A body that arrives in one message is
+/// referenced where it lies; one that arrives in chunks is gathered into a pooled buffer, which is
+/// cleared before it goes back to the pool because it held a request or response body.
+/// </summary>
+internal sealed class BodyState : IDisposable
+{
+    private byte[]? _pooled;
+    private int _length;
+    private ReadOnlyMemory<byte> _single;
+    private bool _hasSingle;
+
+    /// <summary>Set by a stage in the headers phase when it must read this body.</summary>
+    public bool Needed { get; set; }
+
+    /// <summary>True once the whole body has been seen (false for a partial body).</summary>
+    public bool Complete { get; internal set; }
+
+    /// <summary>True once any body bytes or an end of body arrived.</summary>
+    public bool Started { get; private set; }
+
+    public int Length => _hasSingle ? _single.Length : _length;
+
+    public ReadOnlyMemory<byte> Content => _hasSingle ? _single : _pooled is null ? default : _pooled.AsMemory(0, _length);
+
+    /// <summary>The body a stage wants sent instead of the original, if any.</summary>
+    public ReadOnlyMemory<byte>? Replacement { get; private set; }
+
+    public void Replace(ReadOnlyMemory<byte> body) => Replacement = body;
+
+    internal void Append(ReadOnlyMemory<byte> chunk)
+    {
+        Started = true;
+        if (chunk.IsEmpty)
+        {
+            return;
+        }
+
+        if (!_hasSingle && _pooled is null)
+        {
+            // First chunk: keep a reference; most bodies arrive in exactly one message.
+            _single = chunk;
+            _hasSingle = true;
+            return;
+        }
+
+        if (_hasSingle)
+        {
+            var first = _single;
+            _hasSingle = false;
+            _single = default;
+            EnsureCapacity(first.Length + chunk.Length);
+            first.Span.CopyTo(_pooled);
+            _length = first.Length;
+        }
+        else
+        {
+            EnsureCapacity(_length + chunk.Length);
+        }
+
+        chunk.Span.CopyTo(_pooled.AsSpan(_length));
+        _length += chunk.Length;
+    }
+
+    public void Dispose()
+    {
+        var pooled = _pooled;
+        _pooled = null;
+        _single = default;
+        _hasSingle = false;
+        if (pooled is not null)
+        {
+            pooled.AsSpan(0, _length).Clear();
+            ArrayPool<byte>.Shared.Return(pooled);
+        }
+
+        _length = 0;
+    }
+
+    private void EnsureCapacity(int needed)
+    {
+        if (_pooled is not null && _pooled.Length >= needed)
+        {
+            return;
+        }
+
+        var larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, _pooled is null ? 4096 : _pooled.Length * 2));
+        if (_pooled is not null)
+        {
+            _pooled.AsSpan(0, _length).CopyTo(larger);
+            _pooled.AsSpan(0, _length).Clear();
+            ArrayPool<byte>.Shared.Return(_pooled);
+        }
+
+        _pooled = larger;
+    }
+}

@@ -1,0 +1,146 @@
+using System.Buffers;
+using System.Text.Json;
+using ExtProc.Protocols;
+
+namespace ExtProc.Pipeline.Errors;
+
+/// <summary>
+/// Renders a <see cref="GatewayError"/> in the caller's own dialect, so its SDK parses it into its
+/// own exception type: OpenAI and Anthropic error objects, Google's error object for Gemini, and a
+/// JSON-RPC error for MCP. Every body carries the stable code and the request id.
+/// </summary>
+internal static class ErrorResponses
+{
+    public static LocalResponse Create(ProcessingContext context, GatewayError error, string message) =>
+        Create(context.Protocol, error, message, context.RequestId);
+
+    public static LocalResponse Create(ProtocolKind protocol, GatewayError error, string message, string requestId)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            switch (protocol)
+            {
+                case ProtocolKind.AnthropicMessages:
+                    WriteAnthropic(writer, error, message, requestId);
+                    break;
+                case ProtocolKind.Gemini:
+                    WriteGoogle(writer, error, message, requestId);
+                    break;
+                case ProtocolKind.Mcp:
+                    WriteJsonRpc(writer, error, message, requestId);
+                    break;
+                default:
+                    WriteOpenAi(writer, error, message, requestId);
+                    break;
+            }
+        }
+
+        var response = new LocalResponse(error.Status, buffer.WrittenMemory, "application/json", "extproc_" + error.Code);
+        response.Headers.Add(new("x-extproc-error", error.Code));
+        return response;
+    }
+
+    private static void WriteOpenAi(Utf8JsonWriter writer, GatewayError error, string message, string requestId)
+    {
+        writer.WriteStartObject();
+        writer.WriteStartObject("error"u8);
+        writer.WriteString("message"u8, message);
+        writer.WriteString("type"u8, OpenAiType(error.Status));
+        writer.WriteNull("param"u8);
+        writer.WriteString("code"u8, error.Code);
+        writer.WriteString("request_id"u8, requestId);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
+    private static void WriteAnthropic(Utf8JsonWriter writer, GatewayError error, string message, string requestId)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("type"u8, "error"u8);
+        writer.WriteStartObject("error"u8);
+        writer.WriteString("type"u8, AnthropicType(error.Status));
+        writer.WriteString("message"u8, message);
+        writer.WriteString("code"u8, error.Code);
+        writer.WriteEndObject();
+        writer.WriteString("request_id"u8, requestId);
+        writer.WriteEndObject();
+    }
+
+    private static void WriteGoogle(Utf8JsonWriter writer, GatewayError error, string message, string requestId)
+    {
+        writer.WriteStartObject();
+        writer.WriteStartObject("error"u8);
+        writer.WriteNumber("code"u8, error.Status);
+        writer.WriteString("message"u8, message);
+        writer.WriteString("status"u8, GoogleStatus(error.Status));
+        writer.WriteStartArray("details"u8);
+        writer.WriteStartObject();
+        writer.WriteString("@type"u8, "type.googleapis.com/google.rpc.ErrorInfo"u8);
+        writer.WriteString("reason"u8, error.Code);
+        writer.WriteString("domain"u8, "extproc"u8);
+        writer.WriteStartObject("metadata"u8);
+        writer.WriteString("request_id"u8, requestId);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
+    private static void WriteJsonRpc(Utf8JsonWriter writer, GatewayError error, string message, string requestId)
+    {
+        // The request id of the JSON-RPC message is not known before the body is read; null is what
+        // JSON-RPC prescribes then.
+        writer.WriteStartObject();
+        writer.WriteString("jsonrpc"u8, "2.0"u8);
+        writer.WriteNull("id"u8);
+        writer.WriteStartObject("error"u8);
+        writer.WriteNumber("code"u8, JsonRpcCode(error.Status));
+        writer.WriteString("message"u8, message);
+        writer.WriteStartObject("data"u8);
+        writer.WriteString("code"u8, error.Code);
+        writer.WriteString("request_id"u8, requestId);
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
+    private static string OpenAiType(int status) => status switch
+    {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        >= 500 => "server_error",
+        _ => "invalid_request_error",
+    };
+
+    private static string AnthropicType(int status) => status switch
+    {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        >= 500 => "api_error",
+        _ => "invalid_request_error",
+    };
+
+    private static string GoogleStatus(int status) => status switch
+    {
+        400 or 413 or 415 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION",
+    };
+
+    // -32600 invalid request for client errors, -32603 internal error otherwise; the HTTP status
+    // carries the rest.
+    private static int JsonRpcCode(int status) => status < 500 ? -32600 : -32603;
+}

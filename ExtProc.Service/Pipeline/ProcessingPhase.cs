@@ -1,0 +1,11 @@
+namespace ExtProc.Pipeline;
+
+internal enum ProcessingPhase
+{
+    RequestHeaders,
+    RequestBody,
+    RequestTrailers,
+    ResponseHeaders,
+    ResponseBody,
+    ResponseTrailers,
+}

@@ -1,0 +1,97 @@
+using System.Net;
+using System.Net.Sockets;
+using Envoy.Service.ExtProc.V3;
+using ExtProc.Hosting;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Logging;
+
+namespace ExtProc.Tests.Hosting;
+
+/// <summary>The real ExtProc process, hosted in the test process on free loopback ports.</summary>
+internal sealed class ExtProcServer : IAsyncDisposable
+{
+    private ExtProcServer(WebApplication app, int grpcPort, int adminPort, FakeLogCollector logs)
+    {
+        App = app;
+        GrpcPort = grpcPort;
+        AdminPort = adminPort;
+        Logs = logs;
+        Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}", new GrpcChannelOptions { MaxReceiveMessageSize = null, MaxSendMessageSize = null });
+    }
+
+    public WebApplication App { get; }
+
+    public int GrpcPort { get; }
+
+    public int AdminPort { get; }
+
+    public FakeLogCollector Logs { get; }
+
+    public GrpcChannel Channel { get; }
+
+    public ExternalProcessor.ExternalProcessorClient Client => new(Channel);
+
+    public HttpClient Admin { get; } = new();
+
+    public string AdminUrl(string path) => $"http://127.0.0.1:{AdminPort}{path}";
+
+    public static async Task<ExtProcServer> StartAsync(IDictionary<string, string?>? settings = null)
+    {
+        var grpcPort = FreePort();
+        var adminPort = FreePort();
+        var values = new Dictionary<string, string?>
+        {
+            ["ExtProc:Grpc:Port"] = grpcPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["ExtProc:Admin:Port"] = adminPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["ExtProc:Drain:Delay"] = "00:00:00",
+            ["ExtProc:Drain:Timeout"] = "00:00:02",
+        };
+        if (settings is not null)
+        {
+            foreach (var (key, value) in settings)
+            {
+                values[key] = value;
+            }
+        }
+
+        FakeLogCollector? collector = null;
+        var app = ExtProcApplication.Build([], builder =>
+        {
+            builder.Configuration.AddInMemoryCollection(values);
+            builder.Logging.ClearProviders();
+            builder.Logging.AddFakeLogging();
+        });
+        collector = app.Services.GetRequiredService<FakeLogCollector>();
+        await app.StartAsync();
+        return new ExtProcServer(app, grpcPort, adminPort, collector);
+    }
+
+    /// <summary>Errors logged so far (functional tests assert there are none unless they expect one).</summary>
+    public IReadOnlyList<FakeLogRecord> Errors() =>
+        Logs.GetSnapshot().Where(r => r.Level >= LogLevel.Error).ToList();
+
+    public async ValueTask DisposeAsync()
+    {
+        Admin.Dispose();
+        Channel.Dispose();
+        try
+        {
+            await App.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+        }
+        finally
+        {
+            await App.DisposeAsync();
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
