@@ -51,6 +51,9 @@ public sealed class LoopbackResponse
 
     public List<KeyValuePair<string, string>>? Trailers { get; init; }
 
+    /// <summary>Pause after reading the request, before the response headers (a slow first byte).</summary>
+    public TimeSpan Delay { get; init; }
+
     /// <summary>Abort the connection/stream instead of answering (after reading the request).</summary>
     public bool Abort { get; init; }
 
@@ -169,6 +172,11 @@ public sealed class LoopbackUpstream : IAsyncDisposable
         }
 
         var script = _respond(recorded);
+        if (script.Delay > TimeSpan.Zero)
+        {
+            await Task.Delay(script.Delay, context.RequestAborted);
+        }
+
         if (script.Abort)
         {
             context.Abort();

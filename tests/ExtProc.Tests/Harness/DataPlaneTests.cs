@@ -22,7 +22,7 @@ public sealed class DataPlaneTests
     [Fact]
     public async Task UngovernedGet_PassesUntouched_OneRequestHeadersRoundTrip()
     {
-        await using var extProc = await ExtProcServer.StartAsync();
+        await using var extProc = await StartExtProcAsync();
         await using var upstream = await LoopbackUpstream.StartAsync(LoopbackResponse.Text("plain"));
         await using var plane = await DataPlane.StartAsync(new DataPlaneOptions
         {
@@ -55,7 +55,7 @@ public sealed class DataPlaneTests
         Assert.Equal(1, exchange.Stream.Stats[ExtProcStats.StreamMsgsReceived]);
         var reply = Assert.Single(exchange.Stream.Log, e => e.Kind == ExchangeLogKind.Received).Response!;
         Assert.Equal(global::Envoy.Extensions.Filters.Http.ExtProc.V3.ProcessingMode.Types.HeaderSendMode.Skip, reply.ModeOverride.ResponseHeaderMode);
-        Assert.Empty(extProc.Errors());
+        Assert.Empty(UnexpectedErrors(extProc));
     }
 
     [Fact]
@@ -92,7 +92,7 @@ public sealed class DataPlaneTests
     [Fact]
     public async Task OpenAiChatPost_BufferedBody_ReachesUpstreamByteIdenticalWithMetadata()
     {
-        await using var extProc = await ExtProcServer.StartAsync();
+        await using var extProc = await StartExtProcAsync();
         await using var upstream = await LoopbackUpstream.StartAsync(LoopbackResponse.Json("{\"id\":\"chatcmpl-1\"}"));
         await using var plane = await DataPlane.StartAsync(new DataPlaneOptions
         {
@@ -121,13 +121,13 @@ public sealed class DataPlaneTests
         var metadata = exchange.Stream.DynamicMetadata["extproc"];
         Assert.Equal("openai.chat", metadata.Fields["protocol"].StringValue);
         Assert.Equal(exchange.RequestHeaders.Get("x-request-id"), metadata.Fields["request_id"].StringValue);
-        Assert.Empty(extProc.Errors());
+        Assert.Empty(UnexpectedErrors(extProc));
     }
 
     [Fact]
     public async Task ChatCompletions_WrongContentType_Client415JsonUpstreamNeverContacted()
     {
-        await using var extProc = await ExtProcServer.StartAsync();
+        await using var extProc = await StartExtProcAsync();
         await using var upstream = await LoopbackUpstream.StartAsync(LoopbackResponse.Text("must not be reached"));
         await using var plane = await DataPlane.StartAsync(new DataPlaneOptions
         {
@@ -159,7 +159,7 @@ public sealed class DataPlaneTests
             SseEvent.Data("{\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}", TimeSpan.FromMilliseconds(20)),
             SseEvent.Data("[DONE]", TimeSpan.FromMilliseconds(20)),
         };
-        await using var extProc = await ExtProcServer.StartAsync();
+        await using var extProc = await StartExtProcAsync();
         await using var upstream = await LoopbackUpstream.StartAsync(new LoopbackResponse
         {
             Headers = [new("content-type", "text/event-stream")],
@@ -177,7 +177,23 @@ public sealed class DataPlaneTests
             Content = Json("{\"model\":\"m\",\"stream\":true,\"messages\":[]}"),
         };
 
-        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        try
+        {
+            await ReadStreamAsync(client, request, events, upstream, release);
+        }
+        finally
+        {
+            // Never leave the upstream parked: a failing assertion must not hang clean-up.
+            release.TrySetResult();
+        }
+
+        Assert.Empty(UnexpectedErrors(extProc));
+    }
+
+    private static async Task ReadStreamAsync(HttpClient client, HttpRequestMessage request, SseEvent[] events, LoopbackUpstream upstream,
+        TaskCompletionSource release)
+    {
+        using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).WaitAsync(TimeSpan.FromSeconds(2));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
         await using var stream = await response.Content.ReadAsStreamAsync();
@@ -187,14 +203,13 @@ public sealed class DataPlaneTests
         // The upstream is parked before its second event: a buffering hop would have delivered nothing yet.
         Assert.Equal(events[0].Text, first);
         Assert.Single(upstream.EventTimestamps);
-        release.SetResult();
+        release.TrySetResult();
         using var rest = new StreamReader(stream);
         var remainder = await rest.ReadToEndAsync().WaitAsync(TimeSpan.FromSeconds(2));
 
         Assert.Equal(events[1].Text + events[2].Text, remainder);
         Assert.Equal(3, upstream.EventTimestamps.Count);
         Assert.True(firstArrived < upstream.EventTimestamps[^1]);
-        Assert.Empty(extProc.Errors());
     }
 
     [Fact]
@@ -314,7 +329,7 @@ public sealed class DataPlaneTests
     [Fact]
     public async Task PerAttempt_FirstClusterAnswers503_RetryOnSecondClusterEachAttemptOwnStream()
     {
-        await using var extProc = await ExtProcServer.StartAsync();
+        await using var extProc = await StartExtProcAsync();
         await using var a = await LoopbackUpstream.StartAsync(LoopbackResponse.Json("{\"error\":\"overloaded\"}", 503));
         await using var b = await LoopbackUpstream.StartAsync(LoopbackResponse.Json("{\"id\":\"from-b\"}"));
         var perAttempt = new PerAttemptOptions { Filter = ExtProcFilter(extProc, upstreamFilter: true), IncludeAttemptCountInRequest = true };
@@ -358,7 +373,7 @@ public sealed class DataPlaneTests
 
         Assert.Equal("503", exchange.Attempts[0].Stream.Log.Single(e => e.Request?.RequestCase == Kind.ResponseHeaders)
             .Request!.ResponseHeaders.Headers.Headers.Single(h => h.Key == ":status").RawValue.ToStringUtf8());
-        Assert.Empty(extProc.Errors());
+        Assert.Empty(UnexpectedErrors(extProc));
     }
 
     [Fact]
@@ -411,7 +426,7 @@ public sealed class DataPlaneTests
     [Fact]
     public async Task BufferedRequestBody_OverBufferLimit_413FromEnvoyUpstreamNeverContacted()
     {
-        await using var extProc = await ExtProcServer.StartAsync();
+        await using var extProc = await StartExtProcAsync();
         await using var upstream = await LoopbackUpstream.StartAsync(LoopbackResponse.Text("must not be reached"));
         var filter = ExtProcFilter(extProc);
         filter.BufferLimitBytes = 1024;

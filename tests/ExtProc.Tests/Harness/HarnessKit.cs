@@ -22,6 +22,19 @@ namespace ExtProc.Tests.Harness;
 internal static class HarnessKit
 {
     /// <summary>
+    /// Message budget for the tests: a cold first call (JIT on a shared 2-core box) can exceed the 1 s we ship,
+    /// and these tests are about the data plane, not timers. ExtProc is told the same value.
+    /// </summary>
+    public static readonly TimeSpan MessageTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>The real ExtProc process, in-process on free ports, with the test message budget.</summary>
+    public static Task<ExtProcServer> StartExtProcAsync() => ExtProcServer.StartAsync(new Dictionary<string, string?>
+    {
+        ["ExtProc:Envoy:MessageTimeout"] = "00:00:05",
+        ["ExtProc:Envoy:MaxMessageTimeout"] = "00:00:10",
+    });
+
+    /// <summary>
     /// The filter config we ship next to ExtProc (mirrors its Envoy options): headers both ways, request body
     /// BUFFERED, response body NONE (ExtProc lifts it with mode_override), namespace <c>extproc</c> received.
     /// </summary>
@@ -39,7 +52,7 @@ internal static class HarnessKit
                 ResponseTrailerMode = HeaderSendMode.Skip,
             },
             AllowModeOverride = true,
-            MessageTimeout = TimeSpan.FromSeconds(1),
+            MessageTimeout = MessageTimeout,
             MaxMessageTimeout = TimeSpan.FromSeconds(10),
             IsUpstreamFilter = upstreamFilter,
         };
@@ -60,11 +73,20 @@ internal static class HarnessKit
                 RequestBodyMode = BodySendMode.None,
                 ResponseBodyMode = BodySendMode.None,
             },
-            MessageTimeout = TimeSpan.FromSeconds(1),
+            MessageTimeout = MessageTimeout,
         };
         config.GrpcService.Add(processor);
         return config;
     }
+
+    /// <summary>
+    /// Error logs of the ExtProc process, except one known race: Envoy closes a side stream with END_STREAM
+    /// then RST_STREAM, and Kestrel may surface the reset ("The client reset the request stream") before the
+    /// call's cancellation token flips, so the service logs a normal close as a failure (reported to the
+    /// engine owner; remove this filter when fixed).
+    /// </summary>
+    public static IReadOnlyList<Microsoft.Extensions.Logging.Testing.FakeLogRecord> UnexpectedErrors(ExtProcServer server) =>
+        [.. server.Errors().Where(e => !(e.Exception is IOException io && io.Message.Contains("reset", StringComparison.OrdinalIgnoreCase)))];
 
     public static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
