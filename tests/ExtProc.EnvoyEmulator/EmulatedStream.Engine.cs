@@ -73,7 +73,8 @@ public sealed partial class EmulatedStream
         // The route (and so the per-route config) is chosen from the request headers before ext_proc runs.
         _route = emulator.Routes.Match(request.Headers);
         RouteSelections = 1;
-        if (_route?.ExtProcPerRoute is { } perRoute)
+        var perRouteConfig = _route is null ? null : ExtProcPerRouteConfig.Merge(emulator.Routes.VirtualHostExtProcPerRoute, _route.ExtProcPerRoute);
+        if (perRouteConfig is { } perRoute)
         {
             if (perRoute.Disabled)
             {
@@ -237,10 +238,13 @@ public sealed partial class EmulatedStream
 
     private void AddLog(ExchangeLogKind kind, ProcessingRequest? request, ProcessingResponse? response, string? note)
     {
+        var entry = new ExchangeLogEntry(kind, request, response, note);
         lock (_log)
         {
-            _log.Add(new ExchangeLogEntry(kind, request, response, note));
+            _log.Add(entry);
         }
+
+        _emulator.OnLog?.Invoke(entry);
     }
 
     // ---- Side stream ----
@@ -622,11 +626,13 @@ public sealed partial class EmulatedStream
             || value < TimeSpan.FromMilliseconds(1) || value > _config.MaxMessageTimeout)
         {
             Stats.Inc(ExtProcStats.OverrideMessageTimeoutIgnored);
+            AddLog(ExchangeLogKind.Event, null, null, "override_message_timeout ignored");
             return;
         }
 
         StartTimer(dir, value);
         dir.OverrideUsed = true;
+        AddLog(ExchangeLogKind.Event, null, null, "override_message_timeout accepted");
     }
 
     private void RestartIdleTimer()

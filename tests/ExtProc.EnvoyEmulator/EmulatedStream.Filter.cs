@@ -29,6 +29,7 @@ public sealed partial class EmulatedStream
             return;
         }
 
+        dir.Engaged = true;
         if (Observability)
         {
             if (dir.SendHeaders)
@@ -40,7 +41,6 @@ public sealed partial class EmulatedStream
             return;
         }
 
-        dir.Engaged = true;
         if (dir.SendHeaders)
         {
             SendMessage(dir, HeadersMessage(dir, headers, endStream), expectReply: true);
@@ -627,7 +627,7 @@ public sealed partial class EmulatedStream
                 if (common.BodyMutation is not null)
                 {
                     body = MutatedBody(common.BodyMutation);
-                    if (!dir.HeadersContinued && dir.Headers!.Get("content-length") is { } contentLength
+                    if (!dir.HeadersContinued && !dir.RemovesContentLength && dir.Headers!.Get("content-length") is { } contentLength
                         && contentLength != body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture))
                     {
                         SendLocalReply(_config.StatusOnError, [], LocalReplyDetails.ContentLengthMismatch, LocalReplySource.ExtProc);

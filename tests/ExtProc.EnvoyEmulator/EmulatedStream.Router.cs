@@ -38,7 +38,7 @@ public sealed partial class EmulatedStream
         }
 
         dir.HeadersContinued = true;
-        if (dir.Engaged && dir.RemovesContentLength)
+        if (dir.Engaged && dir.RemovesContentLength && !Observability)
         {
             dir.Headers.Remove("content-length");
         }

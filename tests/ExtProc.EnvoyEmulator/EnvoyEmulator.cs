@@ -33,6 +33,9 @@ public sealed class EnvoyEmulator : IDisposable
     /// <summary>Called on the filter's loop each time a route-cache clear takes effect (with the headers).</summary>
     public Action<HttpHeaderList>? OnRouteCacheCleared { get; set; }
 
+    /// <summary>Called (on the filter's loop) after each log entry of any stream: a hook for test synchronisation.</summary>
+    public Action<ExchangeLogEntry>? OnLog { get; set; }
+
     /// <summary>Starts one HTTP stream. Read <see cref="EmulatedStream.Downstream"/> for the response.</summary>
     public EmulatedStream Start(DownstreamRequest request, CancellationToken cancellationToken = default)
     {

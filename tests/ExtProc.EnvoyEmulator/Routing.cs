@@ -24,7 +24,7 @@ public sealed class Route
     /// <summary><c>route.cluster_header</c>: the cluster named by this request header.</summary>
     public string? ClusterHeader { get; set; }
 
-    /// <summary>Per-route <c>ExtProcPerRoute</c> (spec §1.5), already merged vhost → route.</summary>
+    /// <summary>Per-route <c>ExtProcPerRoute</c> (spec §1.5); merged over the virtual host's.</summary>
     public ExtProcPerRouteConfig? ExtProcPerRoute { get; set; }
 
     public bool Matches(HttpHeaderList headers)
@@ -79,12 +79,43 @@ public sealed class ExtProcPerRouteConfig
     public List<KeyValuePair<string, string>> GrpcInitialMetadata { get; } = [];
 
     public bool? FailureModeAllow { get; set; }
+
+    /// <summary>
+    /// Envoy's per-route merge: less specific (virtual host) first, the more specific (route) wins per field;
+    /// only the most specific level's <see cref="Disabled"/> counts; initial metadata merges per key.
+    /// </summary>
+    public static ExtProcPerRouteConfig? Merge(ExtProcPerRouteConfig? lessSpecific, ExtProcPerRouteConfig? moreSpecific)
+    {
+        if (lessSpecific is null || moreSpecific is null)
+        {
+            return moreSpecific ?? lessSpecific;
+        }
+
+        var merged = new ExtProcPerRouteConfig
+        {
+            Disabled = moreSpecific.Disabled,
+            ProcessingMode = moreSpecific.ProcessingMode ?? lessSpecific.ProcessingMode,
+            GrpcService = moreSpecific.GrpcService ?? lessSpecific.GrpcService,
+            FailureModeAllow = moreSpecific.FailureModeAllow ?? lessSpecific.FailureModeAllow,
+        };
+        merged.GrpcInitialMetadata.AddRange(lessSpecific.GrpcInitialMetadata);
+        foreach (var entry in moreSpecific.GrpcInitialMetadata)
+        {
+            merged.GrpcInitialMetadata.RemoveAll(e => string.Equals(e.Key, entry.Key, StringComparison.OrdinalIgnoreCase));
+            merged.GrpcInitialMetadata.Add(entry);
+        }
+
+        return merged;
+    }
 }
 
 /// <summary>The route table: first matching route wins; no match is a 404 local reply.</summary>
 public sealed class RouteTable
 {
     public List<Route> Routes { get; } = [];
+
+    /// <summary>Virtual-host level <c>ExtProcPerRoute</c> (less specific than a route's).</summary>
+    public ExtProcPerRouteConfig? VirtualHostExtProcPerRoute { get; set; }
 
     /// <summary>Known clusters; when non-empty a route to any other cluster is a 503 <c>cluster_not_found</c>.</summary>
     public HashSet<string> Clusters { get; } = [];

@@ -98,6 +98,9 @@ public sealed class CannedUpstream : IUpstream
     /// <summary>When true the upstream answers as soon as it has the request headers (early response).</summary>
     public bool RespondBeforeRequestBody { get; set; }
 
+    /// <summary>Awaited before each response chunk (index given), e.g. a processor-side signal.</summary>
+    public Func<int, Task>? BeforeChunk { get; set; }
+
     /// <summary>Optional delay between response chunks (for streaming tests).</summary>
     public TimeSpan ChunkDelay { get; set; }
 
@@ -174,6 +177,11 @@ public sealed class CannedUpstream : IUpstream
     {
         for (var i = 0; i < BodyChunks.Count; i++)
         {
+            if (BeforeChunk is not null)
+            {
+                await BeforeChunk(i);
+            }
+
             if (ChunkDelay > TimeSpan.Zero && i > 0)
             {
                 await Task.Delay(ChunkDelay, cancellationToken);
