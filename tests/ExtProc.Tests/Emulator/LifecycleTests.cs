@@ -201,7 +201,7 @@ public sealed class LifecycleTests
     public async Task SideStreamClose_NoResponseProcessing_ServerSeesHalfCloseAfterLastReply()
     {
         await using var h = await EmulatorHarness.StartAsync(ScriptedProcessor.ContinueAll, c =>
-            c.ProcessingMode = new() { ResponseHeaderMode = Envoy.Extensions.Filters.Http.ExtProc.V3.ProcessingMode.Types.HeaderSendMode.Skip });
+            c.ProcessingMode = new() { ResponseHeaderMode = global::Envoy.Extensions.Filters.Http.ExtProc.V3.ProcessingMode.Types.HeaderSendMode.Skip });
         var result = await h.RunAsync(TestRequest.Get());
 
         Assert.Equal(200, result.Status);

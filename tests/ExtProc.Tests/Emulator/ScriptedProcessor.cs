@@ -306,7 +306,7 @@ public static class Replies
     {
         var immediate = new ImmediateResponse
         {
-            Status = new Envoy.Type.V3.HttpStatus { Code = (Envoy.Type.V3.StatusCode)status },
+            Status = new global::Envoy.Type.V3.HttpStatus { Code = (global::Envoy.Type.V3.StatusCode)status },
             Body = Google.Protobuf.ByteString.CopyFromUtf8(body),
             Details = details,
         };
