@@ -127,6 +127,7 @@ public sealed class DataPlane : IAsyncDisposable
     private readonly List<Task> _handlers = [];
     private readonly DataPlaneOptions _options;
     private readonly HttpClusterUpstream _codec;
+    private readonly RetryingUpstream? _retrying;
     private readonly EnvoyEmulator _emulator;
     private KestrelHost? _host;
 
@@ -147,10 +148,12 @@ public sealed class DataPlane : IAsyncDisposable
 
         var time = options.TimeProvider ?? TimeProvider.System;
         _codec = new HttpClusterUpstream(options.Clusters, options.UpstreamProtocol);
-        IUpstream upstream = options.PerAttempt is { } perAttempt
-            ? new RetryingUpstream(perAttempt, _codec, time, static attempt => Current.Value?.AddAttempt(attempt))
-            : _codec;
-        _emulator = new EnvoyEmulator(options.Filter ?? PassThroughFilter(), upstream, routes, time);
+        if (options.PerAttempt is { } perAttempt)
+        {
+            _retrying = new RetryingUpstream(perAttempt, _codec, time, static attempt => Current.Value?.AddAttempt(attempt));
+        }
+
+        _emulator = new EnvoyEmulator(options.Filter ?? PassThroughFilter(), (IUpstream?)_retrying ?? _codec, routes, time);
     }
 
     /// <summary>Base address of the HTTP/1.1 listener.</summary>
@@ -183,6 +186,7 @@ public sealed class DataPlane : IAsyncDisposable
         catch
         {
             plane._emulator.Dispose();
+            plane._retrying?.Dispose();
             plane._codec.Dispose();
             throw;
         }
@@ -193,7 +197,9 @@ public sealed class DataPlane : IAsyncDisposable
     /// <summary>An HttpClient for the HTTP/1.1 listener, or with <paramref name="http2"/> for h2c.</summary>
     public HttpClient CreateClient(bool http2 = false)
     {
-        var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false })
+        // No response draining: a client that drops a response mid-body aborts at once, as a browser or SDK
+        // cancelling a stream does (the default drains up to 2 s to reuse the HTTP/1 connection).
+        var client = new HttpClient(new SocketsHttpHandler { UseProxy = false, AllowAutoRedirect = false, ResponseDrainTimeout = TimeSpan.Zero })
         {
             BaseAddress = http2 ? H2cUri : BaseUri,
             Timeout = TimeSpan.FromSeconds(10),
@@ -559,6 +565,7 @@ public sealed class DataPlane : IAsyncDisposable
         }
 
         _emulator.Dispose();
+        _retrying?.Dispose();
         _codec.Dispose();
     }
 }

@@ -151,7 +151,8 @@ public sealed class HttpClusterUpstream : IUpstream, IDisposable
     {
         using var _ = message;
         using var __ = response;
-        var expected = response.Content.Headers.ContentLength;
+        // HTTP/1 with content-length ends on the last byte; HTTP/2 may still send trailers after it.
+        var expected = response.Version.Major < 2 ? response.Content.Headers.ContentLength : null;
         long total = 0;
         var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
         var buffer = new byte[16 * 1024];
@@ -182,7 +183,7 @@ public sealed class HttpClusterUpstream : IUpstream, IDisposable
 
             total += read;
 
-            // With a content-length the codec knows the last byte is the end; chunked ends with an empty frame.
+            // With a content-length the codec knows the last byte is the end; otherwise an empty frame ends it.
             var last = expected == total;
             yield return new DataFrame(buffer.AsSpan(0, read).ToArray(), last);
             if (last)

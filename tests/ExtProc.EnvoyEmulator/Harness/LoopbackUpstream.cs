@@ -46,7 +46,10 @@ public sealed class LoopbackResponse
     /// <summary>When set, the body is written event by event, each flushed on its own.</summary>
     public List<SseEvent>? Events { get; init; }
 
-    /// <summary>Awaited before event <c>i</c> (0-based) is written: lets a test hold the stream open.</summary>
+    /// <summary>
+    /// Awaited before event <c>i</c> (0-based) is written, and once more with <c>i == Events.Count</c> before
+    /// the response ends: lets a test hold the stream open.
+    /// </summary>
     public Func<int, Task>? BeforeEvent { get; init; }
 
     public List<KeyValuePair<string, string>>? Trailers { get; init; }
@@ -56,6 +59,9 @@ public sealed class LoopbackResponse
 
     /// <summary>Abort the connection/stream instead of answering (after reading the request).</summary>
     public bool Abort { get; init; }
+
+    /// <summary>Abort the connection/stream after the body or events were written (a reset mid-response).</summary>
+    public bool AbortAfterBody { get; init; }
 
     public static LoopbackResponse Json(string json, int status = 200) => new()
     {
@@ -88,6 +94,7 @@ public sealed class LoopbackUpstream : IAsyncDisposable
     private readonly List<long> _eventTimestamps = [];
     private readonly Func<LoopbackRequest, LoopbackResponse> _respond;
     private KestrelHost? _host;
+    private int _aborted;
 
     private LoopbackUpstream(Func<LoopbackRequest, LoopbackResponse> respond) => _respond = respond;
 
@@ -120,6 +127,9 @@ public sealed class LoopbackUpstream : IAsyncDisposable
         }
     }
 
+    /// <summary>Requests whose peer went away (reset or closed) while the response was still being written.</summary>
+    public int Aborted => Volatile.Read(ref _aborted);
+
     public static Task<LoopbackUpstream> StartAsync(LoopbackResponse response) => StartAsync(_ => response);
 
     public static async Task<LoopbackUpstream> StartAsync(Func<LoopbackRequest, LoopbackResponse> respond)
@@ -130,6 +140,18 @@ public sealed class LoopbackUpstream : IAsyncDisposable
     }
 
     private async Task HandleAsync(HttpContext context)
+    {
+        try
+        {
+            await HandleCoreAsync(context);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException && context.RequestAborted.IsCancellationRequested)
+        {
+            Interlocked.Increment(ref _aborted);
+        }
+    }
+
+    private async Task HandleCoreAsync(HttpContext context)
     {
         var request = context.Request;
         var headers = new HttpHeaderList();
@@ -203,7 +225,7 @@ public sealed class LoopbackUpstream : IAsyncDisposable
                 var evt = script.Events[i];
                 if (script.BeforeEvent is not null)
                 {
-                    await script.BeforeEvent(i);
+                    await script.BeforeEvent(i).WaitAsync(context.RequestAborted);
                 }
 
                 if (evt.Delay > TimeSpan.Zero)
@@ -217,6 +239,18 @@ public sealed class LoopbackUpstream : IAsyncDisposable
                     _eventTimestamps.Add(Stopwatch.GetTimestamp());
                 }
             }
+
+            if (script.BeforeEvent is not null)
+            {
+                await script.BeforeEvent(script.Events.Count).WaitAsync(context.RequestAborted);
+            }
+        }
+
+        if (script.AbortAfterBody)
+        {
+            await response.BodyWriter.FlushAsync(context.RequestAborted);
+            context.Abort();
+            return;
         }
 
         if (script.Trailers is not null && response.SupportsTrailers())

@@ -114,13 +114,17 @@ public sealed class UpstreamAttempt
 /// or reset before headers, never after the response was committed; a body over the buffer limit abandons
 /// retries (<c>retry_or_shadow_abandoned</c>).
 /// </summary>
-internal sealed class RetryingUpstream : IUpstream
+internal sealed class RetryingUpstream : IUpstream, IDisposable
 {
     private readonly PerAttemptOptions _options;
     private readonly ExtProcFilterConfig _filter;
-    private readonly IUpstream _codec;
+    private readonly AttemptCodec _codec;
     private readonly TimeProvider _time;
     private readonly Action<UpstreamAttempt> _onAttempt;
+
+    // One filter chain per cluster, reused by every attempt: like Envoy's, its gRPC connections to the
+    // processor are pooled, so ending an attempt resets that attempt's side stream and nothing else.
+    private readonly Dictionary<string, EnvoyEmulator> _chains = new(StringComparer.Ordinal);
 
     public RetryingUpstream(PerAttemptOptions options, IUpstream codec, TimeProvider time, Action<UpstreamAttempt> onAttempt)
     {
@@ -131,7 +135,7 @@ internal sealed class RetryingUpstream : IUpstream
             throw new ArgumentException("The per-attempt filter config must set IsUpstreamFilter.", nameof(options));
         }
 
-        _codec = codec;
+        _codec = new AttemptCodec(codec);
         _time = time;
         _onAttempt = onAttempt;
     }
@@ -150,8 +154,8 @@ internal sealed class RetryingUpstream : IUpstream
         for (var number = 1; ; number++)
         {
             var cluster = members[(number - 1) % members.Count];
-            var codec = new AttemptCodec(_codec);
-            var emulator = new EnvoyEmulator(_filter, codec, RouteTable.SingleCluster(cluster), _time);
+            var emulator = ChainFor(cluster);
+            var failure = new AttemptFailure();
             var headers = request.Headers.Clone();
             headers.Remove("transfer-encoding");
             if (_options.IncludeAttemptCountInRequest)
@@ -159,12 +163,22 @@ internal sealed class RetryingUpstream : IUpstream
                 headers.Set("x-envoy-attempt-count", number.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
 
-            var stream = emulator.Start(new DownstreamRequest
+            EmulatedStream stream;
+            AttemptCodec.Current.Value = failure;
+            try
             {
-                Headers = headers,
-                EndStreamOnHeaders = request.EndStreamOnHeaders,
-                Body = request.EndStreamOnHeaders ? null : buffer.ReadAsync(CancellationToken.None),
-            }, cancellationToken);
+                stream = emulator.Start(new DownstreamRequest
+                {
+                    Headers = headers,
+                    EndStreamOnHeaders = request.EndStreamOnHeaders,
+                    Body = request.EndStreamOnHeaders ? null : buffer.ReadAsync(CancellationToken.None),
+                }, cancellationToken);
+            }
+            finally
+            {
+                AttemptCodec.Current.Value = null;
+            }
+
             var attempt = new UpstreamAttempt(number, cluster, stream);
             _onAttempt(attempt);
 
@@ -175,7 +189,7 @@ internal sealed class RetryingUpstream : IUpstream
             }
             catch
             {
-                Abandon(emulator, stream, attempt, "failed");
+                Abandon(stream, attempt, "failed");
                 throw;
             }
 
@@ -186,29 +200,29 @@ internal sealed class RetryingUpstream : IUpstream
 
                 // The emulator turns a codec failure into a router-style 503; in Envoy the router sees the
                 // reset itself, so judge it as a reset.
-                if (codec.Failure is { } failure && stream.ResponseCodeDetails != LocalReplyDetails.ViaUpstream)
+                if (failure.Reason is { } reason && stream.ResponseCodeDetails != LocalReplyDetails.ViaUpstream)
                 {
-                    reset = failure;
+                    reset = reason;
                 }
             }
             else
             {
-                reset = codec.Failure ?? UpstreamResetReason.RemoteReset;
+                reset = failure.Reason ?? UpstreamResetReason.RemoteReset;
             }
 
             var retry = retriesLeft > 0 && !buffer.Overflowed
-                && (reset is { } reason ? policy.WouldRetryReset(reason) : policy.WouldRetryStatus(attempt.Status));
+                && (reset is { } why ? policy.WouldRetryReset(why) : policy.WouldRetryStatus(attempt.Status));
             if (retry)
             {
                 retriesLeft--;
-                Abandon(emulator, stream, attempt, "retried");
+                Abandon(stream, attempt, "retried");
                 await Task.Delay(policy.BackOff(policy.NumRetries - retriesLeft), _time, cancellationToken);
                 continue;
             }
 
             if (reset is not null || first is not HeadersFrame committed)
             {
-                Abandon(emulator, stream, attempt, "failed");
+                Abandon(stream, attempt, "failed");
                 throw new HttpRequestException($"upstream reset before response started ({reset})");
             }
 
@@ -216,24 +230,51 @@ internal sealed class RetryingUpstream : IUpstream
             committed.Headers.Remove("transfer-encoding");
             if (committed.EndStream)
             {
-                _ = CleanupAsync(emulator, stream, attempt);
+                _ = CleanupAsync(stream, attempt);
                 return new UpstreamResponse { Headers = committed.Headers, EndStreamOnHeaders = true };
             }
 
-            return new UpstreamResponse { Headers = committed.Headers, Body = RestAsync(emulator, stream, attempt, cancellationToken) };
+            return new UpstreamResponse { Headers = committed.Headers, Body = RestAsync(stream, attempt, cancellationToken) };
         }
     }
 
-    private static void Abandon(EnvoyEmulator emulator, EmulatedStream stream, UpstreamAttempt attempt, string outcome)
+    private EnvoyEmulator ChainFor(string cluster)
+    {
+        lock (_chains)
+        {
+            if (!_chains.TryGetValue(cluster, out var chain))
+            {
+                chain = new EnvoyEmulator(_filter, _codec, RouteTable.SingleCluster(cluster), _time);
+                _chains[cluster] = chain;
+            }
+
+            return chain;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_chains)
+        {
+            foreach (var chain in _chains.Values)
+            {
+                chain.Dispose();
+            }
+
+            _chains.Clear();
+        }
+    }
+
+    private static void Abandon(EmulatedStream stream, UpstreamAttempt attempt, string outcome)
     {
         attempt.Outcome = outcome;
 
         // The router resets the attempt; its upstream filters (and side stream) go with it.
         stream.Abort();
-        _ = CleanupAsync(emulator, stream, attempt);
+        _ = CleanupAsync(stream, attempt);
     }
 
-    private static async IAsyncEnumerable<HttpFrame> RestAsync(EnvoyEmulator emulator, EmulatedStream stream, UpstreamAttempt attempt,
+    private static async IAsyncEnumerable<HttpFrame> RestAsync(EmulatedStream stream, UpstreamAttempt attempt,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var ended = false;
@@ -252,11 +293,11 @@ internal sealed class RetryingUpstream : IUpstream
                 stream.Abort();
             }
 
-            _ = CleanupAsync(emulator, stream, attempt);
+            _ = CleanupAsync(stream, attempt);
         }
     }
 
-    private static async Task CleanupAsync(EnvoyEmulator emulator, EmulatedStream stream, UpstreamAttempt attempt)
+    private static async Task CleanupAsync(EmulatedStream stream, UpstreamAttempt attempt)
     {
         try
         {
@@ -265,22 +306,31 @@ internal sealed class RetryingUpstream : IUpstream
         }
         catch (TimeoutException)
         {
-            // Dispose anyway; the attempt is over for the router.
+            // The attempt is over for the router either way.
         }
         finally
         {
-            emulator.Dispose();
             attempt.MarkDone();
         }
     }
 
-    /// <summary>Wraps the codec to learn how an attempt failed (the emulator only reports a 503).</summary>
+    /// <summary>How one attempt's codec call failed, if it did.</summary>
+    private sealed class AttemptFailure
+    {
+        public UpstreamResetReason? Reason { get; set; }
+    }
+
+    /// <summary>
+    /// Wraps the codec to learn how an attempt failed (the emulator only reports a 503). The attempt is found
+    /// through the execution context its filter chain was started in.
+    /// </summary>
     private sealed class AttemptCodec(IUpstream inner) : IUpstream
     {
-        public UpstreamResetReason? Failure { get; private set; }
+        public static readonly AsyncLocal<AttemptFailure?> Current = new();
 
         public async Task<UpstreamResponse> SendAsync(UpstreamRequest request, CancellationToken cancellationToken)
         {
+            var failure = Current.Value ?? new AttemptFailure();
             UpstreamResponse response;
             try
             {
@@ -288,22 +338,23 @@ internal sealed class RetryingUpstream : IUpstream
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                Failure = UpstreamResetReason.ConnectionFailure;
+                failure.Reason = UpstreamResetReason.ConnectionFailure;
                 throw;
             }
 
             return response.Body is null
                 ? response
-                : new UpstreamResponse { Headers = response.Headers, EndStreamOnHeaders = response.EndStreamOnHeaders, Body = WatchAsync(response.Body, CancellationToken.None) };
+                : new UpstreamResponse { Headers = response.Headers, EndStreamOnHeaders = response.EndStreamOnHeaders, Body = WatchAsync(response.Body, failure, CancellationToken.None) };
         }
 
-        private async IAsyncEnumerable<HttpFrame> WatchAsync(IAsyncEnumerable<HttpFrame> body, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+        private static async IAsyncEnumerable<HttpFrame> WatchAsync(IAsyncEnumerable<HttpFrame> body, AttemptFailure failure,
+            [EnumeratorCancellation] CancellationToken cancellationToken = default)
         {
             await foreach (var frame in body.WithCancellation(cancellationToken))
             {
                 if (frame is ResetFrame)
                 {
-                    Failure ??= UpstreamResetReason.RemoteReset;
+                    failure.Reason ??= UpstreamResetReason.RemoteReset;
                 }
 
                 yield return frame;
