@@ -133,6 +133,11 @@ public sealed class DataPlane : IAsyncDisposable
 
     private DataPlane(DataPlaneOptions options)
     {
+        if (options.Filter?.IsUpstreamFilter == true)
+        {
+            throw new ArgumentException("The downstream filter must not be an upstream filter; use PerAttempt.Filter.", nameof(options));
+        }
+
         _options = options;
         var routes = options.Routes ?? HarnessRoutes.ClusterHeader(
             options.DefaultCluster ?? (options.Clusters.Count == 1 ? options.Clusters.Keys.First() : throw new ArgumentException("Set DefaultCluster or Routes.", nameof(options))));

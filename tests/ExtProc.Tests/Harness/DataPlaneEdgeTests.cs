@@ -165,6 +165,72 @@ public sealed class DataPlaneEdgeTests
         Assert.Empty(b.Received);
     }
 
+    [Fact]
+    public async Task StreamedRequestBody_ClientSendsInTwoParts_ProcessorSeesFirstPartBeforeSecondIsSent()
+    {
+        var firstChunkSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var chunks = new List<string>();
+        await using var processor = await HarnessProcessor.StartAsync(r =>
+        {
+            if (r.RequestCase == Kind.RequestBody)
+            {
+                lock (chunks)
+                {
+                    chunks.Add(r.RequestBody.Body.ToStringUtf8());
+                }
+
+                firstChunkSeen.TrySetResult();
+            }
+
+            return HarnessProcessor.Continue(r);
+        });
+        await using var upstream = await LoopbackUpstream.StartAsync(LoopbackResponse.Text("ok"));
+        await using var plane = await DataPlane.StartAsync(new DataPlaneOptions
+        {
+            Filter = HeadersOnlyFilter(processor.Address, global::Envoy.Extensions.Filters.Http.ExtProc.V3.ProcessingMode.Types.BodySendMode.Streamed),
+            Clusters = { ["default"] = upstream.BaseUri },
+        });
+        using var client = plane.CreateClient();
+
+        // The second part is only written once the processor has the first: a buffering hop would deadlock.
+        using var response = await client.PostAsync("/upload", new TwoPartContent("part-one;", "part-two", firstChunkSeen.Task))
+            .WaitAsync(TimeSpan.FromSeconds(3));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("part-one;part-two", Assert.Single(upstream.Received).BodyText);
+        lock (chunks)
+        {
+            Assert.Equal("part-one;", chunks[0]);
+            Assert.Equal("part-one;part-two", string.Concat(chunks));
+        }
+    }
+
+    [Fact]
+    public async Task ProcessorTooSlow_MessageTimeout_Client504LocalReply()
+    {
+        await using var processor = await HarnessProcessor.StartAsync(async r =>
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(500));
+            return HarnessProcessor.Continue(r);
+        });
+        await using var upstream = await LoopbackUpstream.StartAsync(LoopbackResponse.Text("must not be reached"));
+        var filter = HeadersOnlyFilter(processor.Address);
+        filter.MessageTimeout = TimeSpan.FromMilliseconds(100);
+        await using var plane = await DataPlane.StartAsync(new DataPlaneOptions
+        {
+            Filter = filter,
+            Clusters = { ["default"] = upstream.BaseUri },
+        });
+        using var client = plane.CreateClient();
+
+        using var response = await client.GetAsync("/slow");
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Equal("envoy", response.Headers.Server.ToString());
+        Assert.Empty(upstream.Received);
+        Assert.Equal(LocalReplyDetails.MessageTimeout, Assert.Single(await plane.WaitForExchangesAsync(1)).Stream.ResponseCodeDetails);
+    }
+
     private static async Task<bool> Eventually(Func<bool> condition)
     {
         for (var i = 0; i < 200 && !condition(); i++)
@@ -173,6 +239,24 @@ public sealed class DataPlaneEdgeTests
         }
 
         return condition();
+    }
+}
+
+/// <summary>A request body written in two parts, the second only after a gate opens.</summary>
+internal sealed class TwoPartContent(string first, string second, Task gate) : HttpContent
+{
+    protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+    {
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(first));
+        await stream.FlushAsync();
+        await gate.WaitAsync(TimeSpan.FromSeconds(2));
+        await stream.WriteAsync(Encoding.UTF8.GetBytes(second));
+    }
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = 0;
+        return false;
     }
 }
 

@@ -62,7 +62,7 @@ internal static class HarnessKit
     }
 
     /// <summary>Request headers only: enough for a processor that routes.</summary>
-    public static ExtProcFilterConfig HeadersOnlyFilter(Uri processor)
+    public static ExtProcFilterConfig HeadersOnlyFilter(Uri processor, BodySendMode requestBody = BodySendMode.None)
     {
         var config = new ExtProcFilterConfig
         {
@@ -70,7 +70,7 @@ internal static class HarnessKit
             {
                 RequestHeaderMode = HeaderSendMode.Send,
                 ResponseHeaderMode = HeaderSendMode.Skip,
-                RequestBodyMode = BodySendMode.None,
+                RequestBodyMode = requestBody,
                 ResponseBodyMode = BodySendMode.None,
             },
             MessageTimeout = MessageTimeout,
@@ -109,17 +109,20 @@ internal static class HarnessKit
 /// </summary>
 internal sealed class HarnessProcessor : ExternalProcessor.ExternalProcessorBase, IAsyncDisposable
 {
-    private readonly Func<ProcessingRequest, ProcessingResponse> _reply;
+    private readonly Func<ProcessingRequest, Task<ProcessingResponse>> _reply;
     private WebApplication? _app;
     private int _streams;
 
-    private HarnessProcessor(Func<ProcessingRequest, ProcessingResponse> reply) => _reply = reply;
+    private HarnessProcessor(Func<ProcessingRequest, Task<ProcessingResponse>> reply) => _reply = reply;
 
     public Uri Address { get; private set; } = null!;
 
     public int Streams => Volatile.Read(ref _streams);
 
-    public static async Task<HarnessProcessor> StartAsync(Func<ProcessingRequest, ProcessingResponse> reply)
+    public static Task<HarnessProcessor> StartAsync(Func<ProcessingRequest, ProcessingResponse> reply) =>
+        StartAsync(r => Task.FromResult(reply(r)));
+
+    public static async Task<HarnessProcessor> StartAsync(Func<ProcessingRequest, Task<ProcessingResponse>> reply)
     {
         var processor = new HarnessProcessor(reply);
         var builder = WebApplication.CreateSlimBuilder();
@@ -167,7 +170,7 @@ internal sealed class HarnessProcessor : ExternalProcessor.ExternalProcessorBase
         {
             while (await requestStream.MoveNext(context.CancellationToken))
             {
-                await responseStream.WriteAsync(_reply(requestStream.Current));
+                await responseStream.WriteAsync(await _reply(requestStream.Current));
             }
         }
         catch (OperationCanceledException)
