@@ -135,7 +135,7 @@ internal sealed class DirectionState(bool isRequest)
         if (EndStreamSeen)
         {
             // Held trailers or buffered body may still go out.
-            return (TrailersHeld && SendTrailers && !TrailersSentToServer) || (Buffer.Length > 0 && !HeadersContinued);
+            return (TrailersHeld && SendTrailers && !TrailersSentToServer) || Buffer.Length > 0;
         }
 
         var bodyPossible = BodyMode != BodySendMode.None && !BodyReplaced && !PartialProcessed;

@@ -48,6 +48,7 @@ public sealed partial class EmulatedStream
     internal EmulatedStream(EnvoyEmulator emulator, DownstreamRequest request, CancellationToken cancellationToken)
     {
         _emulator = emulator;
+        Stats = new ExtProcStats(emulator.Stats);
         _config = emulator.Config;
         _request = request;
         _time = emulator.TimeProvider;
@@ -373,7 +374,9 @@ public sealed partial class EmulatedStream
                 await side.WriterTask!.WaitAsync(TimeSpan.FromSeconds(2));
                 if (graceful)
                 {
+                    // ext_proc_graceful_grpc_close: wait up to 1 s for the server's status before resetting.
                     await side.ServerDone.Task.WaitAsync(TimeSpan.FromSeconds(1));
+                    AddLog(ExchangeLogKind.Event, null, null, $"side stream finished by server: {side.Call.GetStatus().StatusCode}");
                 }
             }
             catch (Exception)

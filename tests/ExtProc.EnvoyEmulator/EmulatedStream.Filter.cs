@@ -48,12 +48,7 @@ public sealed partial class EmulatedStream
             return;
         }
 
-        // Header SKIP: BUFFERED modes hold the headers so a body reply can still mutate them.
-        if (!endStream && dir.BodyMode is BodySendMode.Buffered or BodySendMode.BufferedPartial)
-        {
-            return;
-        }
-
+        // Header SKIP: headers continue now (content-length stripped in BUFFERED); the body may still be sent.
         ContinueHeaders(dir);
         if (!dir.IsRequest && dir.NothingConfigured && !_req.MaySendMore())
         {
@@ -240,7 +235,7 @@ public sealed partial class EmulatedStream
                     return;
                 }
 
-                if (dir.State == CallbackState.Idle && dir.Buffer.Length > 0 && !dir.HeadersContinued)
+                if (dir.State == CallbackState.Idle && dir.Buffer.Length > 0)
                 {
                     SendBufferedBody(dir, endStream: false);
                     return;

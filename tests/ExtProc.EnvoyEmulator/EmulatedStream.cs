@@ -25,7 +25,8 @@ public sealed partial class EmulatedStream
     /// <summary>Completes when the side stream is closed (or was never opened).</summary>
     public Task SideStreamClosed => _sideStreamClosed.Task;
 
-    public ExtProcStats Stats { get; } = new();
+    /// <summary>This stream's counters (also added to <see cref="EnvoyEmulator.Stats"/>).</summary>
+    public ExtProcStats Stats { get; }
 
     /// <summary><c>%RESPONSE_CODE_DETAILS%</c> of the downstream response.</summary>
     public string? ResponseCodeDetails { get; private set; }

@@ -30,6 +30,9 @@ public sealed class EnvoyEmulator : IDisposable
 
     public TimeProvider TimeProvider { get; }
 
+    /// <summary>Counters summed over every stream of this filter (Envoy's per-config stats).</summary>
+    public ExtProcStats Stats { get; } = new();
+
     /// <summary>Called on the filter's loop each time a route-cache clear takes effect (with the headers).</summary>
     public Action<HttpHeaderList>? OnRouteCacheCleared { get; set; }
 

@@ -26,6 +26,14 @@ public sealed class ExtProcStats
     public const string ServerHalfClosed = "server_half_closed";
 
     private readonly Dictionary<string, long> _counters = [];
+    private readonly ExtProcStats? _parent;
+
+    public ExtProcStats()
+    {
+    }
+
+    /// <summary>Per-stream counters that also add up into <paramref name="parent"/> (Envoy's stats are per filter config).</summary>
+    public ExtProcStats(ExtProcStats parent) => _parent = parent;
 
     public long this[string name]
     {
@@ -52,6 +60,8 @@ public sealed class ExtProcStats
         {
             _counters[name] = _counters.GetValueOrDefault(name) + 1;
         }
+
+        _parent?.Inc(name);
     }
 
     public override string ToString()

@@ -21,6 +21,11 @@ public sealed class LifecycleTests
         // Continued without the server: the response headers are never sent.
         Assert.Single(result.Sent);
         Assert.Equal(1, result.Stats[ExtProcStats.ServerHalfClosed]);
+
+        var again = await h.RunAsync(TestRequest.Get());
+        Assert.Equal(200, again.Status);
+        Assert.Equal(2, h.Emulator.Stats[ExtProcStats.ServerHalfClosed]);
+        Assert.Equal(2, h.Emulator.Stats[ExtProcStats.StreamsStarted]);
     }
 
     [Fact]
@@ -37,6 +42,19 @@ public sealed class LifecycleTests
         Assert.False(result.UpstreamContacted);
         Assert.Equal("ext_proc_error_gRPC_error_13", result.Details);
         Assert.Equal(1, result.Stats[ExtProcStats.StreamsFailed]);
+    }
+
+    [Fact]
+    public async Task GetAndFailStream_Http500WithoutGrpcStatus_500()
+    {
+        await using var h = await EmulatorHarness.StartAsync(ScriptedProcessor.ContinueAll);
+        h.Processor.HttpFailureStatus = 500;
+        var result = await h.RunAsync(TestRequest.Get());
+
+        Assert.Equal(500, result.Status);
+        Assert.False(result.UpstreamContacted);
+        Assert.StartsWith("ext_proc_error_gRPC_error_", result.Details, StringComparison.Ordinal);
+        Assert.Empty(h.Processor.Sessions);
     }
 
     [Fact]

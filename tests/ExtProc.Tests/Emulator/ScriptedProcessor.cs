@@ -44,6 +44,9 @@ public sealed class ScriptedProcessor : IAsyncDisposable
 
     internal Func<ProcessorSession, Task> Script { get; set; } = null!;
 
+    /// <summary>When set, every call is answered with this plain HTTP status and no gRPC status.</summary>
+    public int? HttpFailureStatus { get; set; }
+
     public static async Task<ScriptedProcessor> StartAsync(Func<ProcessorSession, Task> script)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -53,6 +56,17 @@ public sealed class ScriptedProcessor : IAsyncDisposable
         builder.Services.AddGrpc(options => options.MaxReceiveMessageSize = 64 * 1024 * 1024);
         var app = builder.Build();
         var processor = new ScriptedProcessor(app) { Script = script };
+        app.Use(async (context, next) =>
+        {
+            if (processor.HttpFailureStatus is int status)
+            {
+                // A plain HTTP error without any grpc-status, as a broken proxy or server would send.
+                context.Response.StatusCode = status;
+                return;
+            }
+
+            await next(context);
+        });
         app.MapGrpcService<ScriptedService>();
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
