@@ -342,6 +342,13 @@ public sealed class DataPlane : IAsyncDisposable
                     continue;
                 }
 
+                // HCM answers 100-continue itself (proxy_100_continue: false) and removes the header;
+                // Kestrel sends the 100 when the body is first read.
+                if (key.Equals("expect", StringComparison.OrdinalIgnoreCase) && text.Equals("100-continue", StringComparison.OrdinalIgnoreCase))
+                {
+                    continue;
+                }
+
                 headers.Add(key, text);
             }
         }

@@ -231,6 +231,67 @@ public sealed class DataPlaneEdgeTests
         Assert.Equal(LocalReplyDetails.MessageTimeout, Assert.Single(await plane.WaitForExchangesAsync(1)).Stream.ResponseCodeDetails);
     }
 
+    [Fact]
+    public async Task NoMatchingRoute_404RouteNotFoundUpstreamUntouched()
+    {
+        await using var upstream = await LoopbackUpstream.StartAsync(LoopbackResponse.Text("must not be reached"));
+        var routes = new RouteTable();
+        routes.Routes.Add(new Route { Name = "api", PathPrefix = "/v1/", Cluster = "default" });
+        await using var plane = await DataPlane.StartAsync(new DataPlaneOptions
+        {
+            Routes = routes,
+            Clusters = { ["default"] = upstream.BaseUri },
+        });
+        using var client = plane.CreateClient();
+
+        using var response = await client.GetAsync("/other");
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Empty(upstream.Received);
+        Assert.Equal(LocalReplyDetails.RouteNotFound, Assert.Single(await plane.WaitForExchangesAsync(1)).Stream.ResponseCodeDetails);
+    }
+
+    [Fact]
+    public async Task ClusterRefusesConnections_NoRetryPolicy_503UpstreamConnectError()
+    {
+        await using var plane = await DataPlane.StartAsync(new DataPlaneOptions
+        {
+            Clusters = { ["default"] = new Uri($"http://127.0.0.1:{ClosedPort()}") },
+        });
+        using var client = plane.CreateClient();
+
+        using var response = await client.GetAsync("/x");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.StartsWith("upstream connect error or disconnect/reset before headers", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(LocalReplyDetails.UpstreamConnectFailure, Assert.Single(await plane.WaitForExchangesAsync(1)).Stream.ResponseCodeDetails);
+    }
+
+    [Fact]
+    public async Task ExpectContinue_Http1Post_HcmAnswersAndStripsExpect()
+    {
+        await using var upstream = await LoopbackUpstream.StartAsync(LoopbackResponse.Text("ok"));
+        await using var plane = await DataPlane.StartAsync(new DataPlaneOptions { Clusters = { ["default"] = upstream.BaseUri } });
+        using var client = plane.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/upload") { Content = new StringContent("body") };
+        request.Headers.ExpectContinue = true;
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var received = Assert.Single(upstream.Received);
+        Assert.Equal("body", received.BodyText);
+        Assert.False(received.Headers.Contains("expect"));
+        Assert.False(Assert.Single(await plane.WaitForExchangesAsync(1)).RequestHeaders.Contains("expect"));
+    }
+
+    private static int ClosedPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     private static async Task<bool> Eventually(Func<bool> condition)
     {
         for (var i = 0; i < 200 && !condition(); i++)
