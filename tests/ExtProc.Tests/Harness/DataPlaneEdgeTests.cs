@@ -210,7 +210,7 @@ public sealed class DataPlaneEdgeTests
     {
         await using var processor = await HarnessProcessor.StartAsync(async r =>
         {
-            await Task.Delay(TimeSpan.FromMilliseconds(500));
+            await Task.Delay(TimeSpan.FromMilliseconds(300));
             return HarnessProcessor.Continue(r);
         });
         await using var upstream = await LoopbackUpstream.StartAsync(LoopbackResponse.Text("must not be reached"));
@@ -283,6 +283,31 @@ public sealed class DataPlaneEdgeTests
         Assert.Equal("body", received.BodyText);
         Assert.False(received.Headers.Contains("expect"));
         Assert.False(Assert.Single(await plane.WaitForExchangesAsync(1)).RequestHeaders.Contains("expect"));
+    }
+
+    [Fact]
+    public async Task ConcurrentRequests_H2Multiplexed_EachOwnStreamAndAnswer()
+    {
+        await using var extProc = await StartExtProcAsync();
+        await using var upstream = await LoopbackUpstream.StartAsync(r => LoopbackResponse.Json($"{{\"echo\":\"{r.Path}\"}}"));
+        await using var plane = await DataPlane.StartAsync(new DataPlaneOptions
+        {
+            Filter = ExtProcFilter(extProc),
+            Clusters = { ["default"] = upstream.BaseUri },
+        });
+        using var client = plane.CreateClient(http2: true);
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 16).Select(async i =>
+        {
+            using var response = await client.PostAsync($"/v1/chat/completions?n={i}", Json($"{{\"model\":\"m{i}\",\"messages\":[]}}"));
+            return (i, await response.Content.ReadAsStringAsync());
+        }));
+
+        Assert.All(answers, a => Assert.Equal($"{{\"echo\":\"/v1/chat/completions?n={a.i}\"}}", a.Item2));
+        var exchanges = await plane.WaitForExchangesAsync(16);
+        Assert.All(exchanges, e => Assert.Equal([Kind.RequestHeaders, Kind.RequestBody, Kind.ResponseHeaders], SentKinds(e.Stream)));
+        Assert.Equal(16, exchanges.Select(e => e.RequestHeaders.Get("x-request-id")).Distinct().Count());
+        Assert.Empty(UnexpectedErrors(extProc));
     }
 
     private static int ClosedPort()
