@@ -22,6 +22,7 @@ export EXTPROC_ENVOY_API_DIR="$node_dir/node_modules/@grpc/grpc-js-xds/deps"
 
 dotnet restore ExtProc.sln
 dotnet build ExtProc.sln --no-restore -c Release -warnaserror
+dotnet format ExtProc.sln --verify-no-changes --no-restore
 
 results="$root/.artifacts/test-results"
 rm -rf "$results"

@@ -594,6 +594,11 @@ internal sealed class StreamProcessor : IDisposable
         var fields = new Struct();
         fields.Fields["protocol"] = Value.ForString(decision.Protocol.ToWireName());
         fields.Fields["request_id"] = Value.ForString(context.RequestId);
+        if (decision.Model is { } model)
+        {
+            fields.Fields["model"] = Value.ForString(model);
+        }
+
         if (decision.Outcome is { } outcome)
         {
             fields.Fields["outcome"] = Value.ForString(outcome);

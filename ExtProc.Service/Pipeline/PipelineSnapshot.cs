@@ -1,5 +1,7 @@
 using ExtProc.Hosting;
+using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
+using ExtProc.Stages.Parse;
 
 namespace ExtProc.Pipeline;
 
@@ -24,7 +26,9 @@ internal sealed class PipelineSnapshot
     {
         Stage[] stages =
         [
+            new InternalHeaderGuardStage(),
             new ProtocolIdentificationStage(new ProtocolClassifier(options.Protocols.McpPaths)),
+            new RequestParseStage(options.Protocols.MaxJsonDepth),
         ];
         return new PipelineSnapshot(new StageRunner(stages), options);
     }

@@ -49,6 +49,9 @@ internal sealed class ProcessingContext : IDisposable
 
     public DecisionRecord Decision { get; } = new();
 
+    /// <summary>The parsed LLM request, once the body has been read (null for other protocols).</summary>
+    public RequestSummary? Request { get; set; }
+
     /// <summary>Envoy request attributes (CEL expression text → value as text), first message only.</summary>
     public IReadOnlyDictionary<string, string> Attributes { get; internal set; } = EmptyAttributes;
 

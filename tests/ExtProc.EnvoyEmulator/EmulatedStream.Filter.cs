@@ -609,101 +609,101 @@ public sealed partial class EmulatedStream
         switch (dir.State)
         {
             case CallbackState.BufferedBodyCallback:
-            {
-                if (!dir.HeadersContinued && common.HeaderMutation is not null
-                    && _mutations.Apply(common.HeaderMutation, dir.Headers!, dir.RemovesContentLength, replacingMessage: false) is { } error)
                 {
-                    MutationFailure(dir, error);
-                    return;
-                }
-
-                MaybeClearRouteCache(dir, common);
-                var body = dir.TakeBuffer();
-                if (common.BodyMutation is not null)
-                {
-                    body = MutatedBody(common.BodyMutation);
-                    if (!dir.HeadersContinued && !dir.RemovesContentLength && dir.Headers!.Get("content-length") is { } contentLength
-                        && contentLength != body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                    if (!dir.HeadersContinued && common.HeaderMutation is not null
+                        && _mutations.Apply(common.HeaderMutation, dir.Headers!, dir.RemovesContentLength, replacingMessage: false) is { } error)
                     {
-                        SendLocalReply(_config.StatusOnError, [], LocalReplyDetails.ContentLengthMismatch, LocalReplySource.ExtProc);
+                        MutationFailure(dir, error);
                         return;
                     }
-                }
 
-                dir.State = CallbackState.Idle;
-                dir.LastReplyWasBuffered = true;
-                ContinueHeaders(dir);
-                if (dir.TrailersHeld)
-                {
-                    if (body.Length > 0)
+                    MaybeClearRouteCache(dir, common);
+                    var body = dir.TakeBuffer();
+                    if (common.BodyMutation is not null)
                     {
-                        EmitData(dir, body, endStream: false);
+                        body = MutatedBody(common.BodyMutation);
+                        if (!dir.HeadersContinued && !dir.RemovesContentLength && dir.Headers!.Get("content-length") is { } contentLength
+                            && contentLength != body.Length.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                        {
+                            SendLocalReply(_config.StatusOnError, [], LocalReplyDetails.ContentLengthMismatch, LocalReplySource.ExtProc);
+                            return;
+                        }
                     }
 
-                    SendTrailersOrContinue(dir);
-                }
-                else
-                {
-                    EmitData(dir, body, endStream: true);
-                }
+                    dir.State = CallbackState.Idle;
+                    dir.LastReplyWasBuffered = true;
+                    ContinueHeaders(dir);
+                    if (dir.TrailersHeld)
+                    {
+                        if (body.Length > 0)
+                        {
+                            EmitData(dir, body, endStream: false);
+                        }
 
-                break;
-            }
+                        SendTrailersOrContinue(dir);
+                    }
+                    else
+                    {
+                        EmitData(dir, body, endStream: true);
+                    }
+
+                    break;
+                }
 
             case CallbackState.StreamedBodyCallback:
-            {
-                // Header mutations are ignored here: the headers already left.
-                MaybeClearRouteCache(dir, common);
-                var (data, endStream) = dir.Chunks.Dequeue();
-                if (common.BodyMutation is not null)
                 {
-                    data = MutatedBody(common.BodyMutation);
+                    // Header mutations are ignored here: the headers already left.
+                    MaybeClearRouteCache(dir, common);
+                    var (data, endStream) = dir.Chunks.Dequeue();
+                    if (common.BodyMutation is not null)
+                    {
+                        data = MutatedBody(common.BodyMutation);
+                    }
+
+                    EmitData(dir, data, endStream);
+                    if (dir.Chunks.Count == 0)
+                    {
+                        dir.State = CallbackState.Idle;
+                        if (dir.TrailersHeld)
+                        {
+                            SendTrailersOrContinue(dir);
+                        }
+                    }
+
+                    break;
                 }
 
-                EmitData(dir, data, endStream);
-                if (dir.Chunks.Count == 0)
+            case CallbackState.BufferedPartialBodyCallback:
                 {
+                    if (!dir.HeadersContinued && common.HeaderMutation is not null
+                        && _mutations.Apply(common.HeaderMutation, dir.Headers!, dir.RemovesContentLength, replacingMessage: false) is { } error)
+                    {
+                        MutationFailure(dir, error);
+                        return;
+                    }
+
+                    MaybeClearRouteCache(dir, common);
+                    var all = dir.TakeBuffer();
+                    var processed = common.BodyMutation is not null ? MutatedBody(common.BodyMutation) : all[..dir.PartialSentLength];
+                    var leftover = all[dir.PartialSentLength..];
+                    dir.PartialProcessed = true;
                     dir.State = CallbackState.Idle;
+                    dir.LastReplyWasBuffered = true;
+                    ContinueHeaders(dir);
+                    byte[] output = [.. processed, .. leftover];
+                    var end = dir.EndStreamSeen && !dir.TrailersHeld;
+                    if (output.Length > 0 || end)
+                    {
+                        EmitData(dir, output, end);
+                    }
+
                     if (dir.TrailersHeld)
                     {
                         SendTrailersOrContinue(dir);
                     }
+
+                    break;
                 }
-
-                break;
-            }
-
-            case CallbackState.BufferedPartialBodyCallback:
-            {
-                if (!dir.HeadersContinued && common.HeaderMutation is not null
-                    && _mutations.Apply(common.HeaderMutation, dir.Headers!, dir.RemovesContentLength, replacingMessage: false) is { } error)
-                {
-                    MutationFailure(dir, error);
-                    return;
-                }
-
-                MaybeClearRouteCache(dir, common);
-                var all = dir.TakeBuffer();
-                var processed = common.BodyMutation is not null ? MutatedBody(common.BodyMutation) : all[..dir.PartialSentLength];
-                var leftover = all[dir.PartialSentLength..];
-                dir.PartialProcessed = true;
-                dir.State = CallbackState.Idle;
-                dir.LastReplyWasBuffered = true;
-                ContinueHeaders(dir);
-                byte[] output = [.. processed, .. leftover];
-                var end = dir.EndStreamSeen && !dir.TrailersHeld;
-                if (output.Length > 0 || end)
-                {
-                    EmitData(dir, output, end);
-                }
-
-                if (dir.TrailersHeld)
-                {
-                    SendTrailersOrContinue(dir);
-                }
-
-                break;
-            }
         }
 
         MaybeCloseSideStream();

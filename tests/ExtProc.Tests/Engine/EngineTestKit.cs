@@ -1,6 +1,5 @@
 using System.Text;
 using Envoy.Config.Core.V3;
-using Metadata = Envoy.Config.Core.V3.Metadata;
 using Envoy.Service.ExtProc.V3;
 using ExtProc.Envoy;
 using ExtProc.Hosting;
@@ -9,6 +8,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;
 using BodySendMode = Envoy.Extensions.Filters.Http.ExtProc.V3.ProcessingMode.Types.BodySendMode;
+using Metadata = Envoy.Config.Core.V3.Metadata;
 
 namespace ExtProc.Tests.Engine;
 

@@ -40,8 +40,7 @@ public sealed class ServiceHostTests
     {
         await using var server = await ExtProcServer.StartAsync();
         using var call = server.Client.Process();
-        var body = new byte[5 * 1024 * 1024];
-        "{\"model\":\"m\",\"messages\":[]}"u8.CopyTo(body);
+        var body = Utf8("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"" + new string('a', 5 * 1024 * 1024) + "\"}]}");
 
         await call.RequestStream.WriteAsync(RequestHeaders("/v1/chat/completions"));
         Assert.True(await call.ResponseStream.MoveNext());
