@@ -326,6 +326,34 @@ public sealed class DataPlaneTests
         Assert.Equal(1, Assert.Single(await plane.WaitForExchangesAsync(1)).Stream.RouteSelections);
     }
 
+    [Theory(Skip = "Fails today: the guard stage removes x-extproc-* without clear_route_cache, so the route matched on the "
+        + "client's header stands (faults.md A9 still open). Setting context.ClearRouteCache in the guard makes it pass.")]
+    [InlineData("/v1/chat/completions")]
+    [InlineData("/static/app.js")]
+    public async Task ExtProc_ClientSuppliedClusterHeader_CannotChooseTheCluster(string path)
+    {
+        // Envoy matched the route (cluster_header included) before ext_proc ran: removing the header is not
+        // enough, the reply must also clear the route cache.
+        await using var extProc = await StartExtProcAsync();
+        await using var a = await LoopbackUpstream.StartAsync(LoopbackResponse.Json("{\"from\":\"a\"}"));
+        await using var b = await LoopbackUpstream.StartAsync(LoopbackResponse.Json("{\"from\":\"b\"}"));
+        await using var plane = await DataPlane.StartAsync(new DataPlaneOptions
+        {
+            Filter = ExtProcFilter(extProc),
+            DefaultCluster = "a",
+            Clusters = { ["a"] = a.BaseUri, ["b"] = b.BaseUri },
+        });
+        using var client = plane.CreateClient();
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = Json("{\"model\":\"m\",\"messages\":[]}") };
+        request.Headers.Add("x-extproc-cluster", "b");
+
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal("{\"from\":\"a\"}", await response.Content.ReadAsStringAsync());
+        Assert.Empty(b.Received);
+        Assert.False(Assert.Single(a.Received).Headers.Contains("x-extproc-cluster"));
+    }
+
     [Fact]
     public async Task PerAttempt_FirstClusterAnswers503_RetryOnSecondClusterEachAttemptOwnStream()
     {
