@@ -18,6 +18,10 @@ internal enum LocalReplySource
 public sealed partial class EmulatedStream
 {
     private Route? _route;
+
+    // Headers the route was matched with: Envoy resolves cluster_header at match time, and ext_proc has
+    // already matched the route (for per-route config) before it runs, so only a route-cache clear re-reads it.
+    private HttpHeaderList? _routeMatchHeaders;
     private bool _routeCacheCleared;
     private Channel<HttpFrame>? _upstreamBodyChannel;
     private bool _upstreamRequestEnded;
@@ -117,6 +121,7 @@ public sealed partial class EmulatedStream
         {
             _routeCacheCleared = false;
             _route = _emulator.Routes.Match(headers);
+            _routeMatchHeaders = headers.Clone();
             RouteSelections++;
         }
 
@@ -126,7 +131,7 @@ public sealed partial class EmulatedStream
             return;
         }
 
-        var cluster = _route.SelectCluster(headers);
+        var cluster = _route.SelectCluster(_routeMatchHeaders ?? _request.Headers);
         if (string.IsNullOrEmpty(cluster) || (_emulator.Routes.Clusters.Count > 0 && !_emulator.Routes.Clusters.Contains(cluster)))
         {
             SendLocalReply(503, [], LocalReplyDetails.ClusterNotFound, LocalReplySource.Router);

@@ -15,6 +15,9 @@ public sealed class Route
     /// <summary>Exact header value matchers, all must match.</summary>
     public List<KeyValuePair<string, string>> HeaderMatchers { get; } = [];
 
+    /// <summary>Header names that must be present, any value (<c>present_match: true</c>).</summary>
+    public List<string> PresentHeaders { get; } = [];
+
     /// <summary>Fixed cluster (<c>route.cluster</c>).</summary>
     public string? Cluster { get; set; }
 
@@ -39,6 +42,14 @@ public sealed class Route
         foreach (var matcher in HeaderMatchers)
         {
             if (headers.Get(matcher.Key) != matcher.Value)
+            {
+                return false;
+            }
+        }
+
+        foreach (var name in PresentHeaders)
+        {
+            if (!headers.Contains(name))
             {
                 return false;
             }
