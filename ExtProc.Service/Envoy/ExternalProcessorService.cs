@@ -29,6 +29,25 @@ internal sealed class ExternalProcessorService : ExternalProcessor.ExternalProce
         _logger = logger;
     }
 
+    /// <summary>Reads the next message; a transport reset (Envoy's normal close) reads as the end.</summary>
+    private async ValueTask<bool> ReadNextAsync(IAsyncStreamReader<ProcessingRequest> requests, CancellationToken cancellation, DrainCoordinator.StreamLease lease)
+    {
+        try
+        {
+            return await requests.MoveNext(cancellation).ConfigureAwait(false);
+        }
+        catch (IOException)
+        {
+            ProcessorLog.StreamReset(_logger);
+            return false;
+        }
+        catch (OperationCanceledException) when (!lease.DrainExpired && !cancellation.IsCancellationRequested)
+        {
+            ProcessorLog.StreamReset(_logger);
+            return false;
+        }
+    }
+
     public override async Task Process(
         IAsyncStreamReader<ProcessingRequest> requestStream,
         IServerStreamWriter<ProcessingResponse> responseStream,
@@ -42,22 +61,26 @@ internal sealed class ExternalProcessorService : ExternalProcessor.ExternalProce
         using var processor = new StreamProcessor(snapshot, responseStream, _time, _logger, cancellation);
         try
         {
-            while (await requestStream.MoveNext(cancellation).ConfigureAwait(false))
+            while (await ReadNextAsync(requestStream, cancellation, lease).ConfigureAwait(false))
             {
                 await processor.HandleAsync(requestStream.Current).ConfigureAwait(false);
             }
 
-            // Envoy half-closed: it expects nothing more, so ending OK here skips nothing.
+            // Envoy half-closed (or reset): it expects nothing more, so ending here skips nothing.
+        }
+        catch (PeerGoneException)
+        {
+            ProcessorLog.StreamReset(_logger);
         }
         catch (OperationCanceledException) when (lease.DrainExpired)
         {
             ProcessorLog.StreamDrained(_logger);
             throw new RpcException(new Status(StatusCode.Unavailable, "ExtProc is shutting down."));
         }
-        catch (Exception) when (context.CancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
         {
-            // Envoy reset the stream (its normal way to close; it surfaces as a cancellation or an
-            // IOException from the transport): nobody is left to answer.
+            // Envoy reset the stream (its normal way to close): nobody is left to answer.
+            ProcessorLog.StreamReset(_logger);
         }
         catch (ProtocolViolationException ex)
         {

@@ -13,3 +13,12 @@ internal sealed class ProtocolViolationException : Exception
 
     public StatusCode Status { get; }
 }
+
+/// <summary>Envoy reset the stream while we were answering: nobody is left to read the reply.</summary>
+internal sealed class PeerGoneException : Exception
+{
+    public PeerGoneException(Exception inner)
+        : base("The ext_proc peer went away.", inner)
+    {
+    }
+}

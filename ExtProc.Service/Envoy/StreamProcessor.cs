@@ -110,7 +110,8 @@ internal sealed class StreamProcessor : IDisposable
                     throw new ProtocolViolationException(StatusCode.InvalidArgument, "ProcessingRequest carries no known phase.");
             }
         }
-        catch (Exception ex) when (ex is not ProtocolViolationException and not OperationCanceledException and not RpcException)
+        catch (Exception ex) when (ex is not (ProtocolViolationException or RpcException or PeerGoneException)
+            && !(ex is OperationCanceledException && _cancellation.IsCancellationRequested))
         {
             ProcessorLog.PhaseFailed(_logger, _context?.Phase.ToString() ?? "none", ex);
             if (!CanAnswerLocally)
@@ -594,6 +595,11 @@ internal sealed class StreamProcessor : IDisposable
         var fields = new Struct();
         fields.Fields["protocol"] = Value.ForString(decision.Protocol.ToWireName());
         fields.Fields["request_id"] = Value.ForString(context.RequestId);
+        if (decision.Model is { } model)
+        {
+            fields.Fields["model"] = Value.ForString(model);
+        }
+
         if (decision.Outcome is { } outcome)
         {
             fields.Fields["outcome"] = Value.ForString(outcome);
@@ -645,8 +651,29 @@ internal sealed class StreamProcessor : IDisposable
         context.Attributes = _attributes;
     }
 
-    private ValueTask WriteAsync(ProcessingResponse response) =>
-        _observability ? default : new ValueTask(_writer.WriteAsync(response, _cancellation));
+    private ValueTask WriteAsync(ProcessingResponse response)
+    {
+        if (_observability)
+        {
+            return default;
+        }
+
+        var write = _writer.WriteAsync(response, _cancellation);
+        return write.IsCompletedSuccessfully ? default : AwaitWriteAsync(write);
+
+        static async ValueTask AwaitWriteAsync(Task write)
+        {
+            try
+            {
+                await write.ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or InvalidOperationException)
+            {
+                // Envoy closes by END_STREAM then reset; a reply racing that reset has no reader.
+                throw new PeerGoneException(ex);
+            }
+        }
+    }
 
     private static ProcessingResponse StreamedBodyReply(Direction direction, ReadOnlyMemory<byte> chunk, bool endOfStream)
     {

@@ -20,6 +20,7 @@ internal sealed class ExtProcOptions
 
     public DrainOptions Drain { get; set; } = new();
 
+    [ValidateObjectMembers]
     public ProtocolOptions Protocols { get; set; } = new();
 
     /// <summary>The tenancy configuration file (YAML or JSON); unset = the embedded sample.</summary>
@@ -98,6 +99,10 @@ internal sealed class ProtocolOptions
 {
     /// <summary>Paths (and their sub-paths) served as MCP Streamable HTTP endpoints.</summary>
     public List<string> McpPaths { get; set; } = ["/mcp"];
+
+    /// <summary>Deepest JSON nesting accepted in a request body (tool schemas can nest deep).</summary>
+    [Range(16, 1024)]
+    public int MaxJsonDepth { get; set; } = 128;
 }
 
 [OptionsValidator]

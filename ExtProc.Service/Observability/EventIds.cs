@@ -8,6 +8,7 @@ internal static class EventIds
     public const int ProtocolViolation = 1003;
     public const int BodyModeMismatch = 1004;
     public const int StreamDrained = 1005;
+    public const int StreamReset = 1006;
 
     public const int DrainStarted = 2001;
     public const int DrainDeadline = 2002;

@@ -19,6 +19,10 @@ internal static partial class ProcessorLog
         Message = "A stage needs the {Direction} body but Envoy's body mode is NONE and mode_override is not possible; set the body mode in the ext_proc filter.")]
     public static partial void BodyModeMismatch(ILogger logger, string direction);
 
+    [LoggerMessage(EventId = EventIds.StreamReset, EventName = "StreamReset", Level = LogLevel.Debug,
+        Message = "Envoy reset the ext_proc stream (its normal close).")]
+    public static partial void StreamReset(ILogger logger);
+
     [LoggerMessage(EventId = EventIds.StreamDrained, EventName = "StreamDrained", Level = LogLevel.Information,
         Message = "An in-flight stream outlived the drain timeout and ends UNAVAILABLE.")]
     public static partial void StreamDrained(ILogger logger);

@@ -13,6 +13,7 @@ internal sealed class DecisionRecord
     private string? _tenant;
     private string? _keyId;
     private string? _identity;
+    private string? _model;
 
     /// <summary>True when a field changed since the record was last sent to Envoy (and before the first send).</summary>
     public bool Dirty { get; private set; } = true;
@@ -21,6 +22,20 @@ internal sealed class DecisionRecord
     {
         get => _protocol;
         set => Update(ref _protocol, value);
+    }
+
+    /// <summary>The public model the client asked for.</summary>
+    public string? Model
+    {
+        get => _model;
+        set
+        {
+            if (!string.Equals(_model, value, StringComparison.Ordinal))
+            {
+                _model = value;
+                Dirty = true;
+            }
+        }
     }
 
     /// <summary>Why the request ended early (an error code), or null when it went on.</summary>

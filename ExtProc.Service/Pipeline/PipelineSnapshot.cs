@@ -3,6 +3,7 @@ using ExtProc.Observability;
 using ExtProc.Stages.Auth;
 using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
+using ExtProc.Stages.Parse;
 using ExtProc.Stages.Policy;
 using ExtProc.Tenancy;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -59,7 +60,13 @@ internal sealed class PipelineSnapshot
             // 3. Exactly one tenant, from headers and peer identity, before any body is asked for.
             stages.Add(new AuthenticationStage(tenancy, services.Time, services.LoggerFactory.CreateLogger("ExtProc.Stages.Auth"), services.Metrics));
 
-            // 4. The tenant policy (narrowed by the key scope), before any body goes upstream.
+        }
+
+        // 4. The LLM body, read once and strictly into the RequestSummary every later decision uses.
+        stages.Add(new RequestParseStage(options.Protocols.MaxJsonDepth));
+        if (tenancy is not null)
+        {
+            // 5. The tenant policy (narrowed by the key scope), before any body goes upstream.
             stages.Add(new TenantPolicyStage(services.LoggerFactory.CreateLogger("ExtProc.Stages.Policy"), services.Metrics));
         }
 

@@ -53,6 +53,9 @@ internal sealed class ProcessingContext : IDisposable
     /// <summary>Who is calling, once the auth stage has decided; null for requests it let pass unauthenticated.</summary>
     public CallerIdentity? Identity { get; set; }
 
+    /// <summary>The parsed LLM request, once the body has been read (null for other protocols).</summary>
+    public RequestSummary? Request { get; set; }
+
     /// <summary>Envoy request attributes (CEL expression text → value as text), first message only.</summary>
     public IReadOnlyDictionary<string, string> Attributes { get; internal set; } = EmptyAttributes;
 

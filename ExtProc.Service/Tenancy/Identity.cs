@@ -11,6 +11,9 @@ internal enum IdentityKind
     Jwt,
     Spiffe,
     X509Subject,
+
+    /// <summary>No credential at all, on a config that names a tenant for that (identity.anonymous).</summary>
+    Anonymous,
 }
 
 internal static class IdentityKindExtensions
@@ -21,6 +24,7 @@ internal static class IdentityKindExtensions
         IdentityKind.Jwt => "jwt",
         IdentityKind.Spiffe => "spiffe",
         IdentityKind.X509Subject => "x509_subject",
+        IdentityKind.Anonymous => "anonymous",
         _ => "none",
     };
 }

@@ -48,6 +48,9 @@ internal sealed class TenancySnapshot
 
     public bool AuthenticateUngoverned => Config.Identity.AuthenticateUngoverned;
 
+    /// <summary>The tenant of requests that present no credential at all, when the config names one.</summary>
+    public Tenant? AnonymousTenant => Config.Identity.AnonymousTenant is { } id ? Tenants[id] : null;
+
     public int KeyCount => _keys.Count;
 
     /// <summary>Parses, validates and builds; null with every error in <paramref name="errors"/> when the text is not usable.</summary>

@@ -26,8 +26,4 @@ internal sealed record GatewayError(int Status, string Code)
     public static readonly GatewayError ModelNotAllowed = new(403, "model_not_allowed");
     public static readonly GatewayError AuthUnavailable = new(503, "auth_unavailable");
 
-    // Request bodies ExtProc reads to decide (faults.md §3.3, J1-J4).
-    public static readonly GatewayError InvalidJson = new(400, "invalid_json");
-    public static readonly GatewayError DuplicateKey = new(400, "duplicate_key");
-    public static readonly GatewayError AmbiguousField = new(400, "ambiguous_field");
 }

@@ -21,7 +21,7 @@ namespace ExtProc.Stages.Auth;
 /// <item>A repeated credential header, two different credentials, or an underscore look-alike → 400 ambiguous_credentials.</item>
 /// <item>Credentials in the query → 400; a non-Bearer Authorization → 401.</item>
 /// <item>An mTLS peer with control characters or several identities, or none where mTLS is required → 401 invalid_client_identity.</item>
-/// <item>The credential (API key or JWT) decides the tenant; without one, a mapped mTLS peer does; otherwise 401 missing_credentials.</item>
+/// <item>The credential (API key or JWT) decides the tenant; without one, a mapped mTLS peer does, then the configured anonymous tenant; otherwise 401 missing_credentials.</item>
 /// <item>A mapped peer naming another tenant than the credential → 400 ambiguous_credentials.</item>
 /// </list>
 /// Accepted: credential headers are removed before the upstream, <c>x-extproc-tenant</c> is set, and
@@ -98,6 +98,12 @@ internal sealed class AuthenticationStage : Stage
                 {
                     var tenant = peer.Tenant!;
                     return new(Accept(context, new Outcome(new CallerIdentity(tenant, peer.Kind, tenant.Policy, subject: peer.Identity)), peer));
+                }
+
+                if (_tenancy.AnonymousTenant is { } anonymous)
+                {
+                    // Explicitly configured: no credential at all means this tenant (a wrong one never does).
+                    return new(Accept(context, new Outcome(new CallerIdentity(anonymous, IdentityKind.Anonymous, anonymous.Policy)), peer));
                 }
 
                 return DenyAsync(context, GatewayError.MissingCredentials,

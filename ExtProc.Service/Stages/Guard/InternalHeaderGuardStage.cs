@@ -5,7 +5,8 @@ namespace ExtProc.Stages.Guard;
 /// <summary>
 /// Runs first on every request, governed or not: removes every <c>x-extproc-*</c> header the client
 /// sent. Those names carry our decisions to Envoy's router and the upstream (the cluster-selection
-/// header among them), so a client-supplied one must never survive (faults.md A9).
+/// header among them), so a client-supplied one must never survive (faults.md A9). Envoy picked the
+/// route before ext_proc ran, with the spoofed header present, so the route cache is cleared too.
 /// </summary>
 internal sealed class InternalHeaderGuardStage : Stage
 {
@@ -22,6 +23,7 @@ internal sealed class InternalHeaderGuardStage : Stage
             if (name.StartsWith(ReservedPrefix, StringComparison.Ordinal))
             {
                 context.RequestMutations.Remove(name);
+                context.ClearRouteCache = true;
             }
         }
 

@@ -9,7 +9,7 @@ namespace ExtProc.Stages.Policy;
 /// <summary>
 /// Applies the caller's tenant policy (narrowed by its key scope) before any body is forwarded:
 /// the model of a Gemini request from its path in the headers phase, the model of OpenAI and
-/// Anthropic requests from the body. Providers and regions are applied by routing, MCP tools and
+/// Anthropic requests from the request summary the parse stage read from the body. Providers and regions are applied by routing, MCP tools and
 /// methods by the MCP stage, limits by the limits stage; all read the same <c>Identity.Policy</c>.
 /// </summary>
 internal sealed class TenantPolicyStage : Stage
@@ -52,24 +52,22 @@ internal sealed class TenantPolicyStage : Stage
 
     public override ValueTask<StageResult> OnRequestBodyAsync(ProcessingContext context)
     {
+        // The parse stage ran before this one and left the strictly-read request in context.Request.
         var identity = context.Identity;
         if (identity is null || context.Protocol is not (ProtocolKind.OpenAiChat or ProtocolKind.AnthropicMessages) || !identity.Policy.RestrictsModels)
         {
             return StageResult.ContinueTask;
         }
 
-        var body = context.RequestBody;
-        var status = ModelReader.Read(body.Content.Span, body.Complete, out var model);
-        return status switch
+        var model = context.Request?.Model;
+        if (string.IsNullOrEmpty(model))
         {
-            ModelReadStatus.Found when identity.Policy.AllowsModel(model) => StageResult.ContinueTask,
-            ModelReadStatus.Found => DenyAsync(context, GatewayError.ModelNotAllowed, $"The model '{Printable(model!)}' is not allowed for this tenant."),
-            ModelReadStatus.Missing => DenyAsync(context, GatewayError.InvalidRequest, "The request body must name a model."),
-            ModelReadStatus.NotAString => DenyAsync(context, GatewayError.InvalidRequest, "The 'model' field must be a string."),
-            ModelReadStatus.Duplicate => DenyAsync(context, GatewayError.DuplicateKey, "The request body names 'model' more than once."),
-            ModelReadStatus.FoldVariant => DenyAsync(context, GatewayError.AmbiguousField, "The request body carries a case variant of 'model'."),
-            _ => DenyAsync(context, GatewayError.InvalidJson, "The request body is not valid JSON."),
-        };
+            return DenyAsync(context, GatewayError.InvalidRequest, "The request body must name a model.");
+        }
+
+        return identity.Policy.AllowsModel(model)
+            ? StageResult.ContinueTask
+            : DenyAsync(context, GatewayError.ModelNotAllowed, $"The model '{Printable(model)}' is not allowed for this tenant.");
     }
 
     private ValueTask<StageResult> DenyAsync(ProcessingContext context, GatewayError error, string message)

@@ -42,7 +42,8 @@ internal sealed record IdentityConfig(
     bool AuthenticateUngoverned,
     IReadOnlyList<JwtIssuerConfig> JwtIssuers,
     MtlsConfig Mtls,
-    IReadOnlyList<ProtectedResourceConfig> ProtectedResources)
+    IReadOnlyList<ProtectedResourceConfig> ProtectedResources,
+    string? AnonymousTenant = null)
 {
     public static readonly IdentityConfig Default = new(false, [], MtlsConfig.Default, []);
 }

@@ -269,8 +269,21 @@ internal static class TenancyConfigParser
         var issuers = ReadJwt(identity.Map("jwt"), errors, tenants);
         var mtls = ReadMtls(identity.Map("mtls"), errors, tenants);
         var resources = ReadProtectedResources(identity, errors);
+        string? anonymous = null;
+        var anonymousMap = identity.Map("anonymous");
+        if (anonymousMap is not null)
+        {
+            anonymous = anonymousMap.String("tenant", required: true);
+            if (anonymous is not null && !tenants.Contains(anonymous))
+            {
+                errors.Add(anonymousMap.PathOf("tenant"), anonymousMap.Node, $"tenant '{anonymous}' is not defined under tenants");
+            }
+
+            anonymousMap.Finish();
+        }
+
         identity.Finish();
-        return new IdentityConfig(ungoverned, issuers, mtls, resources);
+        return new IdentityConfig(ungoverned, issuers, mtls, resources, anonymous);
     }
 
     private static List<JwtIssuerConfig> ReadJwt(MapReader? jwt, ConfigErrors errors, HashSet<string> tenants)

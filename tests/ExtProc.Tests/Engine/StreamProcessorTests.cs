@@ -581,7 +581,7 @@ public sealed class StreamProcessorTests
     {
         var (processor, _) = Processor(DefaultSnapshot());
         await processor.HandleAsync(RequestHeaders("/v1/chat/completions"));
-        await processor.HandleAsync(RequestBody(Utf8("{}"), endOfStream: true));
+        await processor.HandleAsync(RequestBody(Utf8(SampleChatBody), endOfStream: true));
 
         await Assert.ThrowsAsync<ProtocolViolationException>(() => processor.HandleAsync(RequestBody(Utf8("{}"), endOfStream: true)).AsTask());
     }

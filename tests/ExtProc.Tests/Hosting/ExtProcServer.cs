@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging.Testing;
 namespace ExtProc.Tests.Hosting;
 
 /// <summary>The real ExtProc process, hosted in the test process on free loopback ports.</summary>
-internal sealed class ExtProcServer : IAsyncDisposable
+public sealed class ExtProcServer : IAsyncDisposable
 {
     private ExtProcServer(WebApplication app, int grpcPort, int adminPort, FakeLogCollector logs, string? ownConfig)
     {
@@ -45,7 +45,7 @@ internal sealed class ExtProcServer : IAsyncDisposable
 
     public string AdminUrl(string path) => $"http://127.0.0.1:{AdminPort}{path}";
 
-    public static async Task<ExtProcServer> StartAsync(IDictionary<string, string?>? settings = null)
+    public static async Task<ExtProcServer> StartAsync(IDictionary<string, string?>? settings = null, string? configYaml = null)
     {
         var grpcPort = FreePort();
         var adminPort = FreePort();
@@ -67,9 +67,10 @@ internal sealed class ExtProcServer : IAsyncDisposable
         string? ownConfig = null;
         if (!values.ContainsKey("ExtProc:ConfigPath"))
         {
-            // A config with test tenants and keys (Tenancy.TestTenancy), so governed requests can authenticate.
+            // Test tenants and keys (Tenancy.TestTenancy); by default requests without credentials are
+            // tenant "public", so tests about the engine need not carry keys.
             ownConfig = Path.Combine(Path.GetTempPath(), $"extproc-test-{Guid.NewGuid():N}.yaml");
-            await File.WriteAllTextAsync(ownConfig, Tenancy.TestTenancy.BaseYaml());
+            await File.WriteAllTextAsync(ownConfig, configYaml ?? Tenancy.TestTenancy.OpenYaml);
             values["ExtProc:ConfigPath"] = ownConfig;
         }
 

@@ -40,9 +40,7 @@ public sealed class ServiceHostTests
     {
         await using var server = await ExtProcServer.StartAsync();
         using var call = server.Client.Process();
-        var body = new byte[5 * 1024 * 1024];
-        body.AsSpan().Fill((byte)' '); // valid JSON: the value, then whitespace
-        "{\"model\":\"gpt-4o\",\"messages\":[]}"u8.CopyTo(body);
+        var body = Utf8("{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"" + new string('a', 5 * 1024 * 1024) + "\"}]}");
 
         await call.RequestStream.WriteAsync(RequestHeaders("/v1/chat/completions", extra: ExtProcServer.AcmeAuthorization));
         Assert.True(await call.ResponseStream.MoveNext());

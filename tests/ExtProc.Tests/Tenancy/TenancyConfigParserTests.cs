@@ -19,7 +19,7 @@ public sealed class TenancyConfigParserTests
         var (config, errors) = Parse(TestTenancy.BaseYaml());
 
         Assert.Empty(errors);
-        Assert.Equal(["acme", "beta"], config!.Tenants.Select(t => t.Id));
+        Assert.Equal(["acme", "beta", "public"], config!.Tenants.Select(t => t.Id));
         Assert.Equal(4, config.Tenants[0].Keys.Count);
         Assert.Equal(["gpt-4o-mini"], config.Tenants[0].Keys[1].Scope.Models);
     }

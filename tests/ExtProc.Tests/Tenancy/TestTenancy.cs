@@ -53,8 +53,16 @@ internal static class TestTenancy
             keys:
               - id: beta-main
                 hash: "{{ApiKeyFormat.HashText(BetaKey)}}"
+          public: {}
         {{identity}}
         """;
+
+    /// <summary>
+    /// The config of the hosted test process unless a test asks otherwise: the same tenants, and requests
+    /// without any credential become tenant "public" (identity.anonymous), so engine and data-plane tests
+    /// need not carry keys. Wrong credentials are still refused.
+    /// </summary>
+    public static string OpenYaml => BaseYaml("identity:\n  anonymous:\n    tenant: public\n");
 
     public static TenancySnapshot Tenancy(string yaml, JwksRegistry? jwks = null, ILogger? logger = null)
     {

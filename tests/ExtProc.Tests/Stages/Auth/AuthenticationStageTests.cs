@@ -205,6 +205,19 @@ public sealed class AuthenticationStageTests
     }
 
     [Fact]
+    public async Task AnonymousTenantConfigured_NoCredentialIsThatTenant_WrongCredentialStill401()
+    {
+        var snapshot = BuildPipeline(TestTenancy.OpenYaml);
+
+        var none = await HeadersAsync(snapshot, "/v1/chat/completions");
+        var wrong = await HeadersAsync(snapshot, "/v1/chat/completions", extra: ("x-api-key", AcmeKey[..^2] + "zz"));
+
+        Assert.Equal("public", Header(none.RequestHeaders.Response.HeaderMutation, "x-extproc-tenant"));
+        Assert.Equal("anonymous", none.DynamicMetadata.Fields["extproc"].StructValue.Fields["identity"].StringValue);
+        AssertError(wrong, 401, "invalid_api_key");
+    }
+
+    [Fact]
     public async Task KeyOfOneTenant_NeverResolvesToAnother()
     {
         var acme = await HeadersAsync(Snapshot, "/v1/chat/completions", extra: ("x-api-key", AcmeKey));

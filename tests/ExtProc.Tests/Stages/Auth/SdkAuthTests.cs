@@ -23,7 +23,7 @@ public sealed class SdkAuthTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _server = await ExtProcServer.StartAsync();
+        _server = await ExtProcServer.StartAsync(configYaml: TestTenancy.BaseYaml()); // no anonymous tenant
         _plane = await MiniDataPlane.StartAsync(_server.Client);
     }
 

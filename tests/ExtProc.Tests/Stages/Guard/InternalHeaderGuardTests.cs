@@ -18,6 +18,7 @@ public sealed class InternalHeaderGuardTests
         var reply = Assert.Single(writer.Responses);
         var removed = reply.RequestHeaders.Response.HeaderMutation.RemoveHeaders;
         Assert.Equal(["x-extproc-cluster", "x-extproc-tenant", "x-extproc-decided"], removed);
+        Assert.True(reply.RequestHeaders.Response.ClearRouteCache); // the route was chosen with them present
         Assert.Equal(ProcessingResponse.ResponseOneofCase.RequestHeaders, reply.ResponseCase);
     }
 
