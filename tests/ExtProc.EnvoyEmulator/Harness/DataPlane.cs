@@ -35,6 +35,13 @@ public sealed class DataPlaneOptions
     public bool GenerateRequestId { get; set; } = true;
 
     public TimeProvider? TimeProvider { get; set; }
+
+    /// <summary>
+    /// What Envoy knows of the downstream connection, as request-attribute values keyed by expression text
+    /// (e.g. <c>connection.uri_san_peer_certificate</c> of an mTLS peer); sent only for expressions the
+    /// filter's <c>request_attributes</c> lists. Null: none.
+    /// </summary>
+    public Func<HttpContext, Dictionary<string, Google.Protobuf.WellKnownTypes.Value>>? ConnectionAttributes { get; set; }
 }
 
 /// <summary>One HTTP request through the data plane, with everything the emulator recorded.</summary>
@@ -297,6 +304,7 @@ public sealed class DataPlane : IAsyncDisposable
                 Headers = headers,
                 EndStreamOnHeaders = endOnHeaders,
                 Body = endOnHeaders ? null : body.Reader.ReadAllAsync(),
+                AttributeValues = _options.ConnectionAttributes?.Invoke(context) ?? [],
             });
         }
         finally
