@@ -600,6 +600,16 @@ internal sealed class StreamProcessor : IDisposable
             fields.Fields["model"] = Value.ForString(model);
         }
 
+        if (decision.McpMethod is { } method)
+        {
+            fields.Fields["mcp_method"] = Value.ForString(method);
+        }
+
+        if (decision.McpTarget is { } target)
+        {
+            fields.Fields["mcp_target"] = Value.ForString(target);
+        }
+
         if (decision.Outcome is { } outcome)
         {
             fields.Fields["outcome"] = Value.ForString(outcome);

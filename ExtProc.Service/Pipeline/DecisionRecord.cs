@@ -11,6 +11,8 @@ internal sealed class DecisionRecord
     private ProtocolKind _protocol;
     private string? _outcome;
     private string? _model;
+    private string? _mcpMethod;
+    private string? _mcpTarget;
 
     /// <summary>True when a field changed since the record was last sent to Envoy (and before the first send).</summary>
     public bool Dirty { get; private set; } = true;
@@ -25,31 +27,40 @@ internal sealed class DecisionRecord
     public string? Model
     {
         get => _model;
-        set
-        {
-            if (!string.Equals(_model, value, StringComparison.Ordinal))
-            {
-                _model = value;
-                Dirty = true;
-            }
-        }
+        set => UpdateText(ref _model, value);
+    }
+
+    /// <summary>The MCP method of the message (tools/call, tools/list, ...).</summary>
+    public string? McpMethod
+    {
+        get => _mcpMethod;
+        set => UpdateText(ref _mcpMethod, value);
+    }
+
+    /// <summary>The tool, prompt or resource an MCP message targets.</summary>
+    public string? McpTarget
+    {
+        get => _mcpTarget;
+        set => UpdateText(ref _mcpTarget, value);
     }
 
     /// <summary>Why the request ended early (an error code), or null when it went on.</summary>
     public string? Outcome
     {
         get => _outcome;
-        set
-        {
-            if (!string.Equals(_outcome, value, StringComparison.Ordinal))
-            {
-                _outcome = value;
-                Dirty = true;
-            }
-        }
+        set => UpdateText(ref _outcome, value);
     }
 
     internal void MarkSent() => Dirty = false;
+
+    private void UpdateText(ref string? field, string? value)
+    {
+        if (!string.Equals(field, value, StringComparison.Ordinal))
+        {
+            field = value;
+            Dirty = true;
+        }
+    }
 
     private void Update<T>(ref T field, T value)
         where T : struct, Enum
