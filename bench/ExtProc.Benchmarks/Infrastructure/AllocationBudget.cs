@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 
@@ -129,7 +130,7 @@ internal static class AllocationBudget
                 + "budget = measured + max(10%, 64 B), rounded up to 8; 0 stays 0. Regenerate with --update-budget and justify increases in the commit.",
             ["benchmarks"] = benchmarks,
         };
-        File.WriteAllText(path, file.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        File.WriteAllText(path, file.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n");
         Console.WriteLine($"Wrote {path}");
         return 0;
     }
