@@ -5,8 +5,9 @@ namespace ExtProc.Benchmarks;
 
 /// <summary>
 /// BenchmarkDotNet through <see cref="BenchmarkSwitcher"/> (any BDN argument: <c>--filter</c>, <c>--job short</c>, ...),
-/// plus three in-process modes without BDN: <c>--profile</c> (loop one benchmark for a profiler),
-/// <c>--check-budget</c> / <c>--update-budget</c> (allocation budget) and <c>--list</c> (case keys).
+/// plus in-process modes without BDN: <c>--profile</c> (loop one benchmark for a profiler),
+/// <c>--check-budget</c> / <c>--update-budget</c> (allocation budget), <c>--ratios</c> (interleaved
+/// ratios to the baseline, for noisy machines) and <c>--list</c> (case keys).
 /// </summary>
 internal static class BenchmarkProgram
 {
@@ -25,6 +26,11 @@ internal static class BenchmarkProgram
         if (args.Contains("--update-budget"))
         {
             return AllocationBudget.Run(args, update: true);
+        }
+
+        if (args.Contains("--ratios"))
+        {
+            return RatioMode.Run(args);
         }
 
         if (args.Contains("--list"))

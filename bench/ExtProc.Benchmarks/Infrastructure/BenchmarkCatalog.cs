@@ -77,8 +77,19 @@ internal sealed class BenchmarkCaseInfo
         Key = parameters.Count == 0
             ? name
             : name + "(" + string.Join(",", parameters.Select(p => p.Property.Name + "=" + Convert.ToString(p.Value, CultureInfo.InvariantCulture))) + ")";
-        OperationsPerInvoke = method.GetCustomAttribute<BenchmarkAttribute>()!.OperationsPerInvoke;
+        var benchmark = method.GetCustomAttribute<BenchmarkAttribute>()!;
+        OperationsPerInvoke = benchmark.OperationsPerInvoke;
+        IsBaseline = benchmark.Baseline;
+        Category = string.Join(",", method.GetCustomAttributes<BenchmarkCategoryAttribute>().SelectMany(c => c.Categories));
     }
+
+    public bool IsBaseline { get; }
+
+    /// <summary>The method's categories; a baseline is compared with the cases of its own category.</summary>
+    public string Category { get; }
+
+    /// <summary>The class and parameter values: cases with the same group and category share a baseline.</summary>
+    public string Group => Key[..Key.IndexOf('.', StringComparison.Ordinal)] + (Parameters.Count == 0 ? "" : Key[Key.IndexOf('(', StringComparison.Ordinal)..]);
 
     public Type Type { get; }
 
