@@ -24,6 +24,15 @@ internal static partial class RatioMode
         var rounds = int.Parse(AllocationBudget.Option(args, "--rounds") ?? "15", CultureInfo.InvariantCulture);
         var filters = AllocationBudget.Options(args, "--filter");
         var cases = BenchmarkCatalog.All();
+
+        // One warm-up pass over every case first: the first cases measured in a cold process otherwise
+        // still see code being re-jitted (tiered PGO) in their rounds when the machine is busy.
+        foreach (var info in cases)
+        {
+            using var prepared = info.Prepare();
+            Calibrate(prepared, TimeSpan.FromMilliseconds(300));
+        }
+
         Console.WriteLine($"Interleaved ratios, {rounds} rounds, {ClockName}, server GC: {System.Runtime.GCSettings.IsServerGC}");
         Console.WriteLine($"{"benchmark",-64} {"ns/op",10} {"ratio",8} {"q1",7} {"q3",7}");
         foreach (var group in cases.GroupBy(c => (c.Group, c.Category)))
@@ -36,12 +45,12 @@ internal static partial class RatioMode
             }
 
             using var reference = baseline.Prepare();
-            var referenceBatch = Calibrate(reference);
+            var referenceBatch = Calibrate(reference, TimeSpan.FromSeconds(1));
             var referenceTimes = new List<double>();
             foreach (var target in targets)
             {
                 using var prepared = target.Prepare();
-                var batch = Calibrate(prepared);
+                var batch = Calibrate(prepared, TimeSpan.FromSeconds(1));
                 var ratios = new double[rounds];
                 var times = new double[rounds];
                 for (var round = 0; round < rounds; round++)
@@ -68,10 +77,10 @@ internal static partial class RatioMode
     }
 
     /// <summary>
-    /// Warms the case up for at least 1 s (tiered JIT, pools and statics settle; a cold first call
-    /// must not set the batch size), then returns how many calls take about <see cref="BatchTime"/>.
+    /// Warms the case up for at least <paramref name="warmup"/> (tiered JIT, pools and statics settle; a cold
+    /// first call must not set the batch size), then returns how many calls take about <see cref="BatchTime"/>.
     /// </summary>
-    private static int Calibrate(PreparedCase prepared)
+    private static int Calibrate(PreparedCase prepared, TimeSpan warmup)
     {
         var batch = 1;
         var total = Stopwatch.StartNew();
@@ -81,7 +90,7 @@ internal static partial class RatioMode
             watch.Restart();
             prepared.Run(batch);
             watch.Stop();
-            if (total.ElapsedMilliseconds >= 1_000 && watch.Elapsed >= BatchTime / 4)
+            if (total.Elapsed >= warmup && watch.Elapsed >= BatchTime / 4)
             {
                 break;
             }
