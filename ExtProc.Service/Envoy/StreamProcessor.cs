@@ -32,6 +32,17 @@ internal sealed class StreamProcessor : IDisposable
     private static readonly ProcessingResponse RequestTrailersContinue = new() { RequestTrailers = new TrailersResponse() };
     private static readonly ProcessingResponse ResponseTrailersContinue = new() { ResponseTrailers = new TrailersResponse() };
 
+    // Ungoverned traffic: nothing more is sent to us for this request. Constant, so built once (like the
+    // replies above) instead of once per request; never mutated.
+    private static readonly ProcessingMode UngovernedModeOverride = new()
+    {
+        RequestBodyMode = BodySendMode.None,
+        ResponseBodyMode = BodySendMode.None,
+        RequestTrailerMode = HeaderSendMode.Skip,
+        ResponseHeaderMode = HeaderSendMode.Skip,
+        ResponseTrailerMode = HeaderSendMode.Skip,
+    };
+
     private readonly PipelineSnapshot _snapshot;
     private readonly IAsyncStreamWriter<ProcessingResponse> _writer;
     private readonly TimeProvider _time;
@@ -39,7 +50,9 @@ internal sealed class StreamProcessor : IDisposable
     private readonly CancellationToken _cancellation;
     private readonly Direction _request = new(isRequest: true);
     private readonly Direction _response = new(isRequest: false);
-    private readonly Dictionary<string, string> _attributes = new(StringComparer.Ordinal);
+
+    // Created on the first attributes Envoy sends; most filters are configured without any.
+    private Dictionary<string, string>? _attributes;
 
     private ProcessingContext? _context;
     private bool _configured;
@@ -231,7 +244,7 @@ internal sealed class StreamProcessor : IDisposable
 
         if (direction.Mode == BodySendMode.FullDuplexStreamed)
         {
-            await OnDuplexBodyAsync(direction, chunk, message.EndOfStream).ConfigureAwait(false);
+            await OnDuplexBodyAsync(direction, message.Body, message.EndOfStream).ConfigureAwait(false);
             return;
         }
 
@@ -260,12 +273,12 @@ internal sealed class StreamProcessor : IDisposable
         await WriteAsync(direction.IsRequest ? RequestBodyContinue : ResponseBodyContinue).ConfigureAwait(false);
     }
 
-    private async ValueTask OnDuplexBodyAsync(Direction direction, ReadOnlyMemory<byte> chunk, bool endOfStream)
+    private async ValueTask OnDuplexBodyAsync(Direction direction, ByteString chunk, bool endOfStream)
     {
         if (direction.HeaderReplyDeferred)
         {
             var body = Body(direction);
-            body.Append(chunk);
+            body.Append(chunk.Memory);
             if (endOfStream)
             {
                 body.Complete = true;
@@ -275,7 +288,8 @@ internal sealed class StreamProcessor : IDisposable
             return;
         }
 
-        // Duplex without inspection: Envoy drained the chunk, so it goes on only if we send it back.
+        // Duplex without inspection: Envoy drained the chunk, so it goes on only if we send it back. The
+        // received ByteString is immutable, so it goes back as it is: no copy per chunk.
         await WriteAsync(StreamedBodyReply(direction, chunk, endOfStream)).ConfigureAwait(false);
     }
 
@@ -464,14 +478,7 @@ internal sealed class StreamProcessor : IDisposable
             {
                 _request.Mode = BodySendMode.None;
                 _response.Mode = BodySendMode.None;
-                return new ProcessingMode
-                {
-                    RequestBodyMode = BodySendMode.None,
-                    ResponseBodyMode = BodySendMode.None,
-                    RequestTrailerMode = HeaderSendMode.Skip,
-                    ResponseHeaderMode = HeaderSendMode.Skip,
-                    ResponseTrailerMode = HeaderSendMode.Skip,
-                };
+                return UngovernedModeOverride;
             }
 
             if (!context.RequestBody.Needed && _request.Mode != BodySendMode.None && !direction.EndOfStream)
@@ -600,6 +607,16 @@ internal sealed class StreamProcessor : IDisposable
             fields.Fields["model"] = Value.ForString(model);
         }
 
+        if (decision.McpMethod is { } method)
+        {
+            fields.Fields["mcp_method"] = Value.ForString(method);
+        }
+
+        if (decision.McpTarget is { } target)
+        {
+            fields.Fields["mcp_target"] = Value.ForString(target);
+        }
+
         if (decision.Outcome is { } outcome)
         {
             fields.Fields["outcome"] = Value.ForString(outcome);
@@ -632,23 +649,24 @@ internal sealed class StreamProcessor : IDisposable
             return;
         }
 
+        var seen = _attributes ??= new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, value) in attributes.Fields)
         {
             switch (value.KindCase)
             {
                 case Value.KindOneofCase.StringValue:
-                    _attributes[key] = value.StringValue;
+                    seen[key] = value.StringValue;
                     break;
                 case Value.KindOneofCase.NumberValue:
-                    _attributes[key] = value.NumberValue.ToString("R", CultureInfo.InvariantCulture);
+                    seen[key] = value.NumberValue.ToString("R", CultureInfo.InvariantCulture);
                     break;
                 case Value.KindOneofCase.BoolValue:
-                    _attributes[key] = value.BoolValue ? "true" : "false";
+                    seen[key] = value.BoolValue ? "true" : "false";
                     break;
             }
         }
 
-        context.Attributes = _attributes;
+        context.Attributes = seen;
     }
 
     private ValueTask WriteAsync(ProcessingResponse response)
@@ -675,7 +693,10 @@ internal sealed class StreamProcessor : IDisposable
         }
     }
 
-    private static ProcessingResponse StreamedBodyReply(Direction direction, ReadOnlyMemory<byte> chunk, bool endOfStream)
+    private static ProcessingResponse StreamedBodyReply(Direction direction, ReadOnlyMemory<byte> chunk, bool endOfStream) =>
+        StreamedBodyReply(direction, ByteString.CopyFrom(chunk.Span), endOfStream);
+
+    private static ProcessingResponse StreamedBodyReply(Direction direction, ByteString chunk, bool endOfStream)
     {
         var reply = new BodyResponse
         {
@@ -683,7 +704,7 @@ internal sealed class StreamProcessor : IDisposable
             {
                 BodyMutation = new BodyMutation
                 {
-                    StreamedResponse = new StreamedBodyResponse { Body = ByteString.CopyFrom(chunk.Span), EndOfStream = endOfStream },
+                    StreamedResponse = new StreamedBodyResponse { Body = chunk, EndOfStream = endOfStream },
                 },
             },
         };

@@ -14,6 +14,8 @@ internal sealed class DecisionRecord
     private string? _keyId;
     private string? _identity;
     private string? _model;
+    private string? _mcpMethod;
+    private string? _mcpTarget;
 
     /// <summary>True when a field changed since the record was last sent to Envoy (and before the first send).</summary>
     public bool Dirty { get; private set; } = true;
@@ -28,54 +30,54 @@ internal sealed class DecisionRecord
     public string? Model
     {
         get => _model;
-        set
-        {
-            if (!string.Equals(_model, value, StringComparison.Ordinal))
-            {
-                _model = value;
-                Dirty = true;
-            }
-        }
+        set => UpdateText(ref _model, value);
+    }
+
+    /// <summary>The MCP method of the message (tools/call, tools/list, ...).</summary>
+    public string? McpMethod
+    {
+        get => _mcpMethod;
+        set => UpdateText(ref _mcpMethod, value);
+    }
+
+    /// <summary>The tool, prompt or resource an MCP message targets.</summary>
+    public string? McpTarget
+    {
+        get => _mcpTarget;
+        set => UpdateText(ref _mcpTarget, value);
     }
 
     /// <summary>Why the request ended early (an error code), or null when it went on.</summary>
     public string? Outcome
     {
         get => _outcome;
-        set
-        {
-            if (!string.Equals(_outcome, value, StringComparison.Ordinal))
-            {
-                _outcome = value;
-                Dirty = true;
-            }
-        }
+        set => UpdateText(ref _outcome, value);
     }
 
     /// <summary>The resolved tenant id (dynamic metadata <c>tenant</c>).</summary>
     public string? Tenant
     {
         get => _tenant;
-        set => Update(ref _tenant, value);
+        set => UpdateText(ref _tenant, value);
     }
 
     /// <summary>The public id of the API key used, if any (dynamic metadata <c>key_id</c>).</summary>
     public string? KeyId
     {
         get => _keyId;
-        set => Update(ref _keyId, value);
+        set => UpdateText(ref _keyId, value);
     }
 
     /// <summary>How the caller was identified: api_key, jwt, spiffe, x509_subject (dynamic metadata <c>identity</c>).</summary>
     public string? Identity
     {
         get => _identity;
-        set => Update(ref _identity, value);
+        set => UpdateText(ref _identity, value);
     }
 
     internal void MarkSent() => Dirty = false;
 
-    private void Update(ref string? field, string? value)
+    private void UpdateText(ref string? field, string? value)
     {
         if (!string.Equals(field, value, StringComparison.Ordinal))
         {

@@ -8,14 +8,15 @@ namespace ExtProc.Pipeline;
 /// </summary>
 internal sealed class HeaderMutationBuilder
 {
-    private readonly List<HeaderEdit> _sets = [];
-    private readonly List<string> _removals = [];
+    // Created on the first edit: two builders per stream, and most replies carry no edit at all.
+    private List<HeaderEdit>? _sets;
+    private List<string>? _removals;
 
-    public bool IsEmpty => _sets.Count == 0 && _removals.Count == 0;
+    public bool IsEmpty => (_sets is null || _sets.Count == 0) && (_removals is null || _removals.Count == 0);
 
-    public IReadOnlyList<HeaderEdit> Sets => _sets;
+    public IReadOnlyList<HeaderEdit> Sets => (IReadOnlyList<HeaderEdit>?)_sets ?? [];
 
-    public IReadOnlyList<string> Removals => _removals;
+    public IReadOnlyList<string> Removals => (IReadOnlyList<string>?)_removals ?? [];
 
     /// <summary>Replaces every value of <paramref name="name"/> (Envoy's default, append unset).</summary>
     public void Set(string name, ReadOnlyMemory<byte> value) => Upsert(new HeaderEdit(name, value, Append: false));
@@ -23,37 +24,39 @@ internal sealed class HeaderMutationBuilder
     public void Set(string name, string value) => Set(name, Encoding.UTF8.GetBytes(value));
 
     /// <summary>Adds one more value, keeping the existing ones.</summary>
-    public void Append(string name, ReadOnlyMemory<byte> value) => _sets.Add(new HeaderEdit(name, value, Append: true));
+    public void Append(string name, ReadOnlyMemory<byte> value) => (_sets ??= []).Add(new HeaderEdit(name, value, Append: true));
 
     public void Remove(string name)
     {
         // A later removal cancels an earlier set of the same header in this reply.
-        _sets.RemoveAll(e => string.Equals(e.Name, name, StringComparison.Ordinal));
-        if (!_removals.Contains(name))
+        _sets?.RemoveAll(e => string.Equals(e.Name, name, StringComparison.Ordinal));
+        var removals = _removals ??= [];
+        if (!removals.Contains(name))
         {
-            _removals.Add(name);
+            removals.Add(name);
         }
     }
 
     public void Clear()
     {
-        _sets.Clear();
-        _removals.Clear();
+        _sets?.Clear();
+        _removals?.Clear();
     }
 
     private void Upsert(HeaderEdit edit)
     {
-        _removals.Remove(edit.Name);
-        for (var i = 0; i < _sets.Count; i++)
+        _removals?.Remove(edit.Name);
+        var sets = _sets ??= [];
+        for (var i = 0; i < sets.Count; i++)
         {
-            if (!_sets[i].Append && string.Equals(_sets[i].Name, edit.Name, StringComparison.Ordinal))
+            if (!sets[i].Append && string.Equals(sets[i].Name, edit.Name, StringComparison.Ordinal))
             {
-                _sets[i] = edit;
+                sets[i] = edit;
                 return;
             }
         }
 
-        _sets.Add(edit);
+        sets.Add(edit);
     }
 }
 

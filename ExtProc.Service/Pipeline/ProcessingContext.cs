@@ -56,6 +56,9 @@ internal sealed class ProcessingContext : IDisposable
     /// <summary>The parsed LLM request, once the body has been read (null for other protocols).</summary>
     public RequestSummary? Request { get; set; }
 
+    /// <summary>The MCP JSON-RPC message of a POST, once read.</summary>
+    public Protocols.Mcp.JsonRpcMessage? Mcp { get; set; }
+
     /// <summary>Envoy request attributes (CEL expression text → value as text), first message only.</summary>
     public IReadOnlyDictionary<string, string> Attributes { get; internal set; } = EmptyAttributes;
 

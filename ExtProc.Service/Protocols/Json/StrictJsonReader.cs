@@ -40,6 +40,12 @@ internal ref struct StrictJsonReader
     /// <summary>The current property name or string value, unescaped; valid until the next Read.</summary>
     public readonly ReadOnlySpan<byte> Text => _unescaped ? _scratch.AsSpan(0, _scratchLength) : _reader.ValueSpan;
 
+    /// <summary>Offset of the current token in the input.</summary>
+    public readonly long TokenStartIndex => _reader.TokenStartIndex;
+
+    /// <summary>Bytes consumed so far (just past the current token).</summary>
+    public readonly long BytesConsumed => _reader.BytesConsumed;
+
     /// <summary>The raw bytes of the current number token.</summary>
     public readonly ReadOnlySpan<byte> RawValue => _reader.ValueSpan;
 

@@ -19,7 +19,6 @@ namespace ExtProc.Benchmarks.Auth;
 /// The request-headers phase of one stream through the real engine: without identity (baseline) and
 /// with an API key resolved to a tenant (lookup by id, SHA-256, constant-time compare, mutations).
 /// </summary>
-[MemoryDiagnoser]
 public class AuthHeadersBenchmarks
 {
     private PipelineSnapshot _engineOnly = null!;

@@ -326,8 +326,7 @@ public sealed class DataPlaneTests
         Assert.Equal(1, Assert.Single(await plane.WaitForExchangesAsync(1)).Stream.RouteSelections);
     }
 
-    [Theory(Skip = "Fails today: the guard stage removes x-extproc-* without clear_route_cache, so the route matched on the "
-        + "client's header stands (faults.md A9 still open). Setting context.ClearRouteCache in the guard makes it pass.")]
+    [Theory]
     [InlineData("/v1/chat/completions")]
     [InlineData("/static/app.js")]
     public async Task ExtProc_ClientSuppliedClusterHeader_CannotChooseTheCluster(string path)

@@ -79,14 +79,8 @@ internal static class HarnessKit
         return config;
     }
 
-    /// <summary>
-    /// Error logs of the ExtProc process, except one known race: Envoy closes a side stream with END_STREAM
-    /// then RST_STREAM, and Kestrel may surface the reset ("The client reset the request stream") before the
-    /// call's cancellation token flips, so the service logs a normal close as a failure (reported to the
-    /// engine owner; remove this filter when fixed).
-    /// </summary>
-    public static IReadOnlyList<Microsoft.Extensions.Logging.Testing.FakeLogRecord> UnexpectedErrors(ExtProcServer server) =>
-        [.. server.Errors().Where(e => !(e.Exception is IOException io && io.Message.Contains("reset", StringComparison.OrdinalIgnoreCase)))];
+    /// <summary>Error logs of the ExtProc process; a normal close (END_STREAM then reset) logs none.</summary>
+    public static IReadOnlyList<Microsoft.Extensions.Logging.Testing.FakeLogRecord> UnexpectedErrors(ExtProcServer server) => server.Errors();
 
     public static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 

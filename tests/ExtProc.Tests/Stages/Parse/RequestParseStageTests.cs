@@ -67,14 +67,37 @@ public sealed class RequestParseStageTests
     }
 
     [Fact]
-    public async Task RequestBody_Mcp_NotParsedAsLlm()
+    public async Task RequestBody_McpToolsCall_MethodAndToolInDynamicMetadata()
     {
         var (processor, writer) = Processor(DefaultSnapshot());
 
         await processor.HandleAsync(RequestHeaders("/mcp"));
-        await processor.HandleAsync(RequestBody(Utf8("""{"jsonrpc":"2.0","id":1,"method":"tools/list"}"""), endOfStream: true));
+        await processor.HandleAsync(RequestBody(Utf8("""{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{}}}"""), endOfStream: true));
 
         Assert.Equal(ProcessingResponse.ResponseOneofCase.RequestBody, writer.Responses[1].ResponseCase);
         Assert.Null(processor.Context!.Request);
+        var metadata = writer.Responses[1].DynamicMetadata.Fields["extproc"].StructValue.Fields;
+        Assert.Equal("tools/call", metadata["mcp_method"].StringValue);
+        Assert.Equal("echo", metadata["mcp_target"].StringValue);
+    }
+
+    [Theory]
+    [InlineData("""[{"jsonrpc":"2.0","id":1,"method":"tools/call"}]""", -32600, "null")] // batch: no single id
+    [InlineData("""{"jsonrpc":"2.0","id":"r-9","method":"tools/call","params":{"name":"a","Name":"b"}}""", -32600, "\"r-9\"")]
+    [InlineData("""{"jsonrpc":"2.0","id":5,"method":""", -32700, "5")] // the id was read before the JSON broke
+    [InlineData("""{"jsonrpc":"2.0",""", -32700, "null")]
+    public async Task RequestBody_BadMcpMessage_JsonRpcErrorEchoingTheId(string body, int rpcCode, string idJson)
+    {
+        var (processor, writer) = Processor(DefaultSnapshot());
+
+        await processor.HandleAsync(RequestHeaders("/mcp"));
+        await processor.HandleAsync(RequestBody(Utf8(body), endOfStream: true));
+
+        var immediate = writer.Responses[1].ImmediateResponse;
+        Assert.Equal(400, (int)immediate.Status.Code);
+        using var json = JsonDocument.Parse(immediate.Body.Memory);
+        Assert.Equal("2.0", json.RootElement.GetProperty("jsonrpc").GetString());
+        Assert.Equal(rpcCode, json.RootElement.GetProperty("error").GetProperty("code").GetInt32());
+        Assert.Equal(idJson, json.RootElement.GetProperty("id").GetRawText());
     }
 }
