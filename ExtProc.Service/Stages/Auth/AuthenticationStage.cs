@@ -146,7 +146,7 @@ internal sealed class AuthenticationStage : Stage
             return new(Accept(context, Outcome.Fail(GatewayError.InvalidToken, "no JWT issuer configured"), peer));
         }
 
-        var pending = _tenancy.Jwt.AuthenticateAsync(token);
+        var pending = _tenancy.Jwt.AuthenticateAsync(token, ResourceFor(context)?.Config.Resource);
         if (pending.IsCompletedSuccessfully)
         {
 #pragma warning disable VSTHRD103 // completed synchronously: reading the result does not block

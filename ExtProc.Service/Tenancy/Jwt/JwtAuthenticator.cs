@@ -76,7 +76,9 @@ internal sealed class JwtAuthenticator
     /// <summary>True when the token is shaped like a JWS compact serialization (three dot-separated parts).</summary>
     public static bool LooksLikeJwt(ReadOnlySpan<byte> token) => token.Count((byte)'.') == 2 && token.StartsWith("eyJ"u8);
 
-    public async ValueTask<JwtOutcome> AuthenticateAsync(ReadOnlyMemory<byte> tokenBytes)
+    /// <param name="routeResource">On a route of a configured protected resource, the token must be issued for
+    /// exactly that resource (RFC 8707), not merely for any audience of its issuer.</param>
+    public async ValueTask<JwtOutcome> AuthenticateAsync(ReadOnlyMemory<byte> tokenBytes, string? routeResource = null)
     {
         if (tokenBytes.Length > MaxTokenBytes)
         {
@@ -166,6 +168,11 @@ internal sealed class JwtAuthenticator
             return new(failure, null, null, result.Exception?.GetType().Name);
         }
 
+        if (routeResource is not null && !HasAudience(jwt, routeResource))
+        {
+            return new(JwtFailure.WrongAudience, null, null, "audience is not this route's resource");
+        }
+
         string? subject = jwt.TryGetPayloadValue<string>("sub", out var sub) ? sub : null;
         if (config.Tenant is { } fixedTenant)
         {
@@ -206,6 +213,19 @@ internal sealed class JwtAuthenticator
         }
 
         return builder.ToString();
+    }
+
+    private static bool HasAudience(JsonWebToken jwt, string resource)
+    {
+        foreach (var audience in jwt.Audiences)
+        {
+            if (string.Equals(audience, resource, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static bool Contains(IReadOnlyList<string> list, string? value)

@@ -94,6 +94,22 @@ public sealed class JwtAuthenticationTests : IDisposable
     }
 
     [Fact]
+    public async Task McpRoute_TokenForAnotherConfiguredAudience_401_SameTokenAcceptedOnLlmRoute()
+    {
+        // The issuer may serve several resources; on a protected-resource route only that resource counts.
+        var yaml = BaseYaml(_issuer.IdentityYaml($"file: \"{_jwksFile}\"")).Replace(
+            $"audiences: [\"{TestIssuer.Audience}\"]", $"audiences: [\"{TestIssuer.Audience}\", \"https://gateway.test/llm\"]", StringComparison.Ordinal);
+        var snapshot = BuildPipeline(yaml);
+        var token = _issuer.Token(audience: "https://gateway.test/llm");
+
+        var mcp = await HeadersAsync(snapshot, "/mcp", extra: ("authorization", "Bearer " + token));
+        var llm = await HeadersAsync(snapshot, "/v1/chat/completions", extra: ("authorization", "Bearer " + token));
+
+        Assert.Equal(401, (int)mcp.ImmediateResponse.Status.Code);
+        Assert.Equal(ProcessingResponse.ResponseOneofCase.RequestHeaders, llm.ResponseCase);
+    }
+
+    [Fact]
     public async Task McpRoute_NoToken_401WithResourceMetadataChallenge()
     {
         var reply = await HeadersAsync(_snapshot, "/mcp");
