@@ -68,6 +68,12 @@ internal static class KeysCommand
                     id = value;
                     break;
                 case "--description":
+                    if (TenancyConfigParser.HasControl(value))
+                    {
+                        error.WriteLine("--description may not contain control characters.");
+                        return Usage;
+                    }
+
                     description = value;
                     break;
                 case "--config":

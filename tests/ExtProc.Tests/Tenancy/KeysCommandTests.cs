@@ -93,6 +93,7 @@ public sealed class KeysCommandTests : IDisposable
     [InlineData("keys", "create", "--tenant", "Bad Tenant")]
     [InlineData("keys", "create", "--tenant", "acme", "--id", "has_underscore")]
     [InlineData("keys", "create", "--tenant", "acme", "--scope", "colour=blue")]
+    [InlineData("keys", "create", "--tenant", "acme", "--description", "two\nlines")]
     public void BadUsage_ExitCode2(params string[] args) => Assert.Equal(KeysCommand.Usage, Run(args).Code);
 
     [Fact]
