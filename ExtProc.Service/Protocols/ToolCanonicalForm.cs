@@ -1,7 +1,7 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text.Json;
+using ExtProc.Buffers;
 
 namespace ExtProc.Protocols;
 
@@ -15,7 +15,8 @@ internal static class ToolCanonicalForm
 {
     public static UInt128 Hash(ReadOnlySpan<byte> definition)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(256, definition.Length + 64));
+        byte[]? buffer = null;
+        PooledBytes.EnsureCapacity(ref buffer, 0, definition.Length + 64, minimum: 256);
         var length = 0;
         try
         {
@@ -27,8 +28,8 @@ internal static class ToolCanonicalForm
                 var raw = kind is JsonTokenType.PropertyName or JsonTokenType.String or JsonTokenType.Number ? reader.ValueSpan : default;
 
                 // Unescaped text is never longer than its escaped form, so raw.Length bounds the room needed.
-                EnsureRoom(ref buffer, length, 5 + raw.Length);
-                buffer[length] = (byte)kind;
+                PooledBytes.EnsureCapacity(ref buffer, length, length + 5 + raw.Length);
+                buffer![length] = (byte)kind;
                 var text = buffer.AsSpan(length + 5);
                 var textLength = escaped ? reader.CopyString(text) : raw.Length;
                 if (!escaped)
@@ -41,27 +42,12 @@ internal static class ToolCanonicalForm
             }
 
             Span<byte> digest = stackalloc byte[32];
-            SHA256.HashData(buffer.AsSpan(0, length), digest);
+            SHA256.HashData(buffer!.AsSpan(0, length), digest);
             return BinaryPrimitives.ReadUInt128BigEndian(digest);
         }
         finally
         {
-            buffer.AsSpan(0, length).Clear();
-            ArrayPool<byte>.Shared.Return(buffer);
+            PooledBytes.Return(buffer!, length);
         }
-    }
-
-    private static void EnsureRoom(ref byte[] buffer, int length, int needed)
-    {
-        if (length + needed <= buffer.Length)
-        {
-            return;
-        }
-
-        var larger = ArrayPool<byte>.Shared.Rent(Math.Max(length + needed, buffer.Length * 2));
-        buffer.AsSpan(0, length).CopyTo(larger);
-        buffer.AsSpan(0, length).Clear();
-        ArrayPool<byte>.Shared.Return(buffer);
-        buffer = larger;
     }
 }
