@@ -24,6 +24,12 @@ dotnet restore ExtProc.sln
 dotnet build ExtProc.sln --no-restore -c Release -warnaserror
 dotnet format ExtProc.sln --verify-no-changes --no-restore
 
+mkdir -p "$root/.artifacts"
+# Allocation budget of the hot paths (bench/allocation-budget.json): a regression fails the run.
+budget_status=0
+dotnet run -c Release --no-build --project bench/ExtProc.Benchmarks -- --check-budget > "$root/.artifacts/allocation-budget.txt" 2>&1 || budget_status=$?
+tail -n 1 "$root/.artifacts/allocation-budget.txt"
+
 results="$root/.artifacts/test-results"
 rm -rf "$results"
 set +e
@@ -36,6 +42,11 @@ trx="$results/results.trx"
 if [ -f "$trx" ]; then
   passed=$(grep -o 'passed="[0-9]*"' "$trx" | head -n1 | grep -o '[0-9]*')
   failed=$(grep -o 'failed="[0-9]*"' "$trx" | head -n1 | grep -o '[0-9]*')
+  if [ "$budget_status" -ne 0 ]; then
+    grep FAIL "$root/.artifacts/allocation-budget.txt" || true
+    failed=$(( ${failed:-0} + 1 ))
+    [ "$status" -ne 0 ] || status=$budget_status
+  fi
   echo "${passed:-0} passed, ${failed:-0} failed"
 else
   echo "0 passed, 1 failed"

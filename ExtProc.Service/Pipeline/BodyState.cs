@@ -1,4 +1,4 @@
-using System.Buffers;
+using ExtProc.Buffers;
 
 namespace ExtProc.Pipeline;
 
@@ -53,13 +53,13 @@ internal sealed class BodyState : IDisposable
             var first = _single;
             _hasSingle = false;
             _single = default;
-            EnsureCapacity(first.Length + chunk.Length);
+            PooledBytes.EnsureCapacity(ref _pooled, 0, first.Length + chunk.Length, minimum: 4096);
             first.Span.CopyTo(_pooled);
             _length = first.Length;
         }
         else
         {
-            EnsureCapacity(_length + chunk.Length);
+            PooledBytes.EnsureCapacity(ref _pooled, _length, _length + chunk.Length, minimum: 4096);
         }
 
         chunk.Span.CopyTo(_pooled.AsSpan(_length));
@@ -74,28 +74,9 @@ internal sealed class BodyState : IDisposable
         _hasSingle = false;
         if (pooled is not null)
         {
-            pooled.AsSpan(0, _length).Clear();
-            ArrayPool<byte>.Shared.Return(pooled);
+            PooledBytes.Return(pooled, _length);
         }
 
         _length = 0;
-    }
-
-    private void EnsureCapacity(int needed)
-    {
-        if (_pooled is not null && _pooled.Length >= needed)
-        {
-            return;
-        }
-
-        var larger = ArrayPool<byte>.Shared.Rent(Math.Max(needed, _pooled is null ? 4096 : _pooled.Length * 2));
-        if (_pooled is not null)
-        {
-            _pooled.AsSpan(0, _length).CopyTo(larger);
-            _pooled.AsSpan(0, _length).Clear();
-            ArrayPool<byte>.Shared.Return(_pooled);
-        }
-
-        _pooled = larger;
     }
 }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using ExtProc.Protocols.Json;
@@ -48,10 +47,9 @@ internal static class LlmRequestReader
     {
         var names = JsonNameTracker.Rent();
         var reader = new StrictJsonReader(body, maxDepth, names);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         try
         {
-            ReadDocument(ref reader, protocol, summary, hash);
+            ReadDocument(ref reader, protocol, summary);
             violation = reader.Violation;
             if (violation.IsNone && summary.Model is null && protocol != ProtocolKind.Gemini)
             {
@@ -67,7 +65,7 @@ internal static class LlmRequestReader
         }
     }
 
-    private static void ReadDocument(ref StrictJsonReader reader, ProtocolKind protocol, RequestSummary summary, IncrementalHash hash)
+    private static void ReadDocument(ref StrictJsonReader reader, ProtocolKind protocol, RequestSummary summary)
     {
         if (!reader.Read())
         {
@@ -106,14 +104,14 @@ internal static class LlmRequestReader
             }
 
             seen |= bit;
-            if (!reader.Read() || !ReadField(ref reader, field, protocol, summary, hash))
+            if (!reader.Read() || !ReadField(ref reader, field, protocol, summary))
             {
                 return;
             }
         }
     }
 
-    private static bool ReadField(ref StrictJsonReader reader, Field field, ProtocolKind protocol, RequestSummary summary, IncrementalHash hash)
+    private static bool ReadField(ref StrictJsonReader reader, Field field, ProtocolKind protocol, RequestSummary summary)
     {
         switch (field)
         {
@@ -156,7 +154,7 @@ internal static class LlmRequestReader
 
                 return true;
             case Field.Tools:
-                return ReadTools(ref reader, protocol, summary, hash);
+                return ReadTools(ref reader, protocol, summary);
             case Field.ToolChoice:
                 return ReadToolChoice(ref reader, summary);
             case Field.ToolConfig:
@@ -181,7 +179,7 @@ internal static class LlmRequestReader
         }
     }
 
-    private static bool ReadTools(ref StrictJsonReader reader, ProtocolKind protocol, RequestSummary summary, IncrementalHash hash)
+    private static bool ReadTools(ref StrictJsonReader reader, ProtocolKind protocol, RequestSummary summary)
     {
         if (reader.TokenType == JsonTokenType.Null)
         {
@@ -206,7 +204,7 @@ internal static class LlmRequestReader
         var underFunction = false;
         var nextIsName = false;
         string? name = null;
-        Span<byte> digest = stackalloc byte[32];
+        var start = 0L;
         while (reader.Read())
         {
             var token = reader.TokenType;
@@ -234,13 +232,12 @@ internal static class LlmRequestReader
                 {
                     inTool = true;
                     name = null;
-                    Append(hash, ref reader);
+                    start = reader.TokenStartIndex;
                 }
 
                 continue;
             }
 
-            Append(hash, ref reader);
             if (nextIsName)
             {
                 nextIsName = false;
@@ -273,32 +270,11 @@ internal static class LlmRequestReader
             else if (token == JsonTokenType.EndObject && depth == toolDepth)
             {
                 inTool = false;
-                hash.GetHashAndReset(digest);
-                summary.Tools.Add(new ToolSummary(name ?? string.Empty, System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(digest)));
+                summary.Tools.Add(new ToolSummary(name ?? string.Empty, (int)start, (int)(reader.BytesConsumed - start)));
             }
         }
 
         return false;
-    }
-
-    /// <summary>Feeds one token into the tool-definition hash: its kind, then its unescaped text or raw number.</summary>
-    private static void Append(IncrementalHash hash, ref StrictJsonReader reader)
-    {
-        Span<byte> kind = [(byte)reader.TokenType];
-        hash.AppendData(kind);
-        switch (reader.TokenType)
-        {
-            case JsonTokenType.PropertyName:
-            case JsonTokenType.String:
-                Span<byte> length = stackalloc byte[4];
-                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(length, reader.Text.Length);
-                hash.AppendData(length);
-                hash.AppendData(reader.Text);
-                break;
-            case JsonTokenType.Number:
-                hash.AppendData(reader.RawValue);
-                break;
-        }
     }
 
     private static bool ReadToolChoice(ref StrictJsonReader reader, RequestSummary summary)

@@ -35,5 +35,12 @@ internal sealed class RequestSummary
     public string? User { get; set; }
 }
 
-/// <summary>A tool the request offers: its name and a SHA-256 prefix of its whole definition (token stream).</summary>
-internal readonly record struct ToolSummary(string Name, UInt128 DefinitionHash);
+/// <summary>
+/// A tool the request offers: its name and where its whole definition lies in the body. The definition
+/// hash is computed only when something needs it (cache keys, pinning): most requests never pay for it.
+/// </summary>
+internal readonly record struct ToolSummary(string Name, int Offset, int Length)
+{
+    /// <summary>SHA-256 prefix of the canonical form of the definition (see <see cref="ToolCanonicalForm"/>).</summary>
+    public UInt128 DefinitionHash(ReadOnlySpan<byte> body) => ToolCanonicalForm.Hash(body.Slice(Offset, Length));
+}

@@ -1,5 +1,5 @@
-using System.Buffers;
 using System.Security.Cryptography;
+using ExtProc.Buffers;
 
 namespace ExtProc.Protocols.Json;
 
@@ -17,7 +17,7 @@ internal sealed class JsonNameTracker
 
     private readonly Dictionary<(int Object, ulong Hash), int> _heads = [];
     private readonly List<(int Offset, int Length, int Next)> _names = [];
-    private byte[] _arena = ArrayPool<byte>.Shared.Rent(1024);
+    private byte[]? _arena;
     private int _arenaLength;
     private int[] _objectAtDepth = new int[64];
     private int _nextObject;
@@ -59,7 +59,7 @@ internal sealed class JsonNameTracker
             }
         }
 
-        EnsureArena(name.Length);
+        PooledBytes.EnsureCapacity(ref _arena, _arenaLength, _arenaLength + name.Length);
         name.CopyTo(_arena.AsSpan(_arenaLength));
         _names.Add((_arenaLength, name.Length, head));
         _heads[key] = _names.Count - 1;
@@ -71,28 +71,22 @@ internal sealed class JsonNameTracker
     {
         _heads.Clear();
         _names.Clear();
-        _arena.AsSpan(0, _arenaLength).Clear();
+        if (_arena is not null)
+        {
+            // Keep a small arena across documents; give a large one back.
+            if (_arena.Length > 64 * 1024)
+            {
+                PooledBytes.Return(_arena, _arenaLength);
+                _arena = null;
+            }
+            else
+            {
+                _arena.AsSpan(0, _arenaLength).Clear();
+            }
+        }
+
         _arenaLength = 0;
         _nextObject = 0;
-        if (_arena.Length > 64 * 1024)
-        {
-            ArrayPool<byte>.Shared.Return(_arena);
-            _arena = ArrayPool<byte>.Shared.Rent(1024);
-        }
-    }
-
-    private void EnsureArena(int extra)
-    {
-        if (_arenaLength + extra <= _arena.Length)
-        {
-            return;
-        }
-
-        var larger = ArrayPool<byte>.Shared.Rent(Math.Max(_arenaLength + extra, _arena.Length * 2));
-        _arena.AsSpan(0, _arenaLength).CopyTo(larger);
-        _arena.AsSpan(0, _arenaLength).Clear();
-        ArrayPool<byte>.Shared.Return(_arena);
-        _arena = larger;
     }
 
     private static ulong Hash(ReadOnlySpan<byte> name)

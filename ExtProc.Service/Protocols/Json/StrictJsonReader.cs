@@ -1,6 +1,6 @@
-using System.Buffers;
 using System.Text.Json;
 using System.Text.Unicode;
+using ExtProc.Buffers;
 
 namespace ExtProc.Protocols.Json;
 
@@ -196,8 +196,7 @@ internal ref struct StrictJsonReader
     {
         if (_scratch is not null)
         {
-            _scratch.AsSpan(0, _scratchLength).Clear();
-            ArrayPool<byte>.Shared.Return(_scratch);
+            PooledBytes.Return(_scratch, _scratchLength);
             _scratch = null;
         }
     }
@@ -217,17 +216,8 @@ internal ref struct StrictJsonReader
             return true;
         }
 
-        var length = _reader.ValueSpan.Length;
-        if (_scratch is null || _scratch.Length < length)
-        {
-            if (_scratch is not null)
-            {
-                _scratch.AsSpan(0, _scratchLength).Clear();
-                ArrayPool<byte>.Shared.Return(_scratch);
-            }
-
-            _scratch = ArrayPool<byte>.Shared.Rent(Math.Max(length, 256));
-        }
+        // Growing clears (and carries over) the previous string before the old buffer goes back.
+        PooledBytes.EnsureCapacity(ref _scratch, _scratchLength, _reader.ValueSpan.Length, minimum: 256);
 
         // Raw bytes were valid; unescaping refuses lone or reversed surrogate escapes
         // (InvalidOperationException, mapped to invalid_unicode by Read).

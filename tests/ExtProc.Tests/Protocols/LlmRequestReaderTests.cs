@@ -38,7 +38,10 @@ public sealed class LlmRequestReaderTests
         Assert.Equal("u-1", summary.User);
         Assert.Equal(2, summary.MessageCount);
         Assert.Equal(["get_weather", "get_time"], summary.Tools.Select(t => t.Name));
-        Assert.NotEqual(summary.Tools[0].DefinitionHash, summary.Tools[1].DefinitionHash);
+        var body = Encoding.UTF8.GetBytes(OpenAiBody);
+        Assert.NotEqual(summary.Tools[0].DefinitionHash(body), summary.Tools[1].DefinitionHash(body));
+        Assert.StartsWith("{\"type\":\"function\"", Encoding.UTF8.GetString(body, summary.Tools[0].Offset, summary.Tools[0].Length));
+        Assert.EndsWith("}}}", Encoding.UTF8.GetString(body, summary.Tools[0].Offset, summary.Tools[0].Length));
         Assert.Equal("function", summary.ToolChoice);
         Assert.Equal("get_weather", summary.ToolChoiceName);
         Assert.True(summary.ContentBytes >= "Be brief.Weather?".Length);
@@ -72,12 +75,14 @@ public sealed class LlmRequestReaderTests
     [Fact]
     public void ToolHash_SameDefinitionSpelledWithEscapes_SameHash_ChangedDefinition_DifferentHash()
     {
-        var plain = Read("""{"model":"m","tools":[{"type":"function","function":{"name":"t","description":"weather"}}]}""", ProtocolKind.OpenAiChat);
-        var escaped = Read("""{"model":"m","tools":[{"type":"function","function":{"name":"t","description":"w\u0065ather"}}]}""", ProtocolKind.OpenAiChat);
-        var changed = Read("""{"model":"m","tools":[{"type":"function","function":{"name":"t","description":"weather!"}}]}""", ProtocolKind.OpenAiChat);
+        const string plain = """{"model":"m","tools":[{"type":"function","function":{"name":"t","description":"weather"}}]}""";
+        const string escaped = """{"model":"m","tools":[ {"type" : "function","function":{"name":"t","description":"w\u0065ather"}}]}""";
+        const string changed = """{"model":"m","tools":[{"type":"function","function":{"name":"t","description":"weather!"}}]}""";
 
-        Assert.Equal(plain.Tools[0].DefinitionHash, escaped.Tools[0].DefinitionHash);
-        Assert.NotEqual(plain.Tools[0].DefinitionHash, changed.Tools[0].DefinitionHash);
+        Assert.Equal(Hash(plain), Hash(escaped));
+        Assert.NotEqual(Hash(plain), Hash(changed));
+
+        static UInt128 Hash(string body) => Read(body, ProtocolKind.OpenAiChat).Tools[0].DefinitionHash(Encoding.UTF8.GetBytes(body));
     }
 
     [Theory]
