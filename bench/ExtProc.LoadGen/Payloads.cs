@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
-using ExtProc.EnvoyEmulator;
 using Envoy.Extensions.Filters.Http.ExtProc.V3;
+using ExtProc.EnvoyEmulator;
 using static Envoy.Extensions.Filters.Http.ExtProc.V3.ProcessingMode.Types;
 
 namespace ExtProc.LoadGen;

@@ -47,7 +47,7 @@ internal static class Run
         var pin = Environment.ProcessorCount >= 2 && !args.Has("no-pin");
         int? clientCore = pin ? 0 : null;
         int? serverCore = pin ? 1 : null;
-        var work = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(output))!, ".." , "..", ".artifacts", "loadgen");
+        var work = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(output))!, "..", "..", ".artifacts", "loadgen");
         work = Path.GetFullPath(args.String("work", work));
         Directory.CreateDirectory(work);
 
