@@ -150,6 +150,37 @@ internal sealed class ChildProcess : IDisposable
         return 0;
     }
 
+    /// <summary>CPU time (user + system, every thread) the process has used so far, in ms, from
+    /// /proc/&lt;pid&gt;/stat (clock ticks of 10 ms).</summary>
+    public double CpuMs()
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{Pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            return ticks * 10.0;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Cores of the machine (not this process's affinity, which taskset narrows).</summary>
+    public static int MachineCores()
+    {
+        try
+        {
+            var count = File.ReadLines("/proc/cpuinfo").Count(l => l.StartsWith("processor", StringComparison.Ordinal));
+            return count > 0 ? count : Environment.ProcessorCount;
+        }
+        catch (IOException)
+        {
+            return Environment.ProcessorCount;
+        }
+    }
+
     public void Dispose()
     {
         try

@@ -17,7 +17,8 @@ internal sealed record StepResult(
     double P999Ms,
     double MaxMs,
     double DispatchLagP99Ms,
-    double RssMb);
+    double RssMb,
+    double ServerCpuUsPerRequest);
 
 /// <summary>
 /// Open loop at a fixed arrival rate (BENCH.md): request <c>i</c> is due at <c>start + i / rate</c>
@@ -36,6 +37,7 @@ internal static class OpenLoop
         TimeSpan duration,
         Func<CancellationToken, Task<bool>> call,
         Func<double>? sampleRssMb = null,
+        Func<double>? serverCpuMs = null,
         int maxOutstanding = 5000)
     {
         var total = (int)(rate * duration.TotalSeconds);
@@ -121,6 +123,7 @@ internal static class OpenLoop
             Interlocked.Decrement(ref outstanding);
         }
 
+        var cpuBefore = serverCpuMs?.Invoke() ?? 0;
         dispatcher.Start();
         dispatcher.Join();
 
@@ -139,6 +142,8 @@ internal static class OpenLoop
         }
 
         var stillOut = Volatile.Read(ref outstanding);
+        var cpuUsed = (serverCpuMs?.Invoke() ?? 0) - cpuBefore;
+        var finished = total - Volatile.Read(ref dropped) - stillOut;
         var ok = 0;
         var done = new List<double>(total);
         foreach (var value in latency)
@@ -167,7 +172,8 @@ internal static class OpenLoop
             Percentile(done, 0.999),
             done.Count > 0 ? done[^1] : double.NaN,
             Percentile(lag, 0.99),
-            Volatile.Read(ref rss));
+            Volatile.Read(ref rss),
+            serverCpuMs is null || finished <= 0 ? double.NaN : cpuUsed * 1000 / finished);
     }
 
     private static double Percentile(IReadOnlyList<double> sorted, double q)

@@ -44,7 +44,7 @@ internal static class Run
         var mixes = Payloads.Mixes(args.List("mixes"));
         var output = args.String("out");
         var portkey = args.Has("portkey") ? args.String("portkey") : null;
-        var pin = Environment.ProcessorCount >= 2 && !args.Has("no-pin");
+        var pin = ChildProcess.MachineCores() >= 2 && !args.Has("no-pin");
         int? clientCore = pin ? 0 : null;
         int? serverCore = pin ? 1 : null;
         var work = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(output))!, "..", "..", ".artifacts", "loadgen");
@@ -81,7 +81,7 @@ internal static class Run
                 {
                     foreach (var (name, target, server) in new[] { (EchoName, echo, echoServer), (ExtProcName, extProc, extProcServer) })
                     {
-                        var result = OpenLoop.Run(name, mix.Name, rate, step, ct => target.CallAsync(mix, ct), server.RssMb);
+                        var result = OpenLoop.Run(name, mix.Name, rate, step, ct => target.CallAsync(mix, ct), server.RssMb, server.CpuMs);
                         results.ExtProc.Add(result);
                         Print(result);
                     }
@@ -103,16 +103,16 @@ internal static class Run
                 portkeyServer = await ChildProcess.StartExternalAsync("portkey", serverCore, ["node", portkey, "--headless", $"--port={port}"], port);
             }
 
-            var targets = new List<(string Name, Uri Url, List<KeyValuePair<string, string>> Headers, ChildProcess? Server)>
+            var targets = new List<(string Name, Uri Url, List<KeyValuePair<string, string>> Headers, ChildProcess[] Servers)>
             {
-                (DirectName, new Uri(mock.Url + Payloads.ChatPath), [], null),
-                (DataPlaneEchoName, new Uri(planeEcho.Url + Payloads.ChatPath), [], planeEcho),
-                (DataPlaneExtProcName, new Uri(planeExtProc.Url + Payloads.ChatPath), [], planeExtProc),
+                (DirectName, new Uri(mock.Url + Payloads.ChatPath), [], [mock]),
+                (DataPlaneEchoName, new Uri(planeEcho.Url + Payloads.ChatPath), [], [planeEcho, echoServer]),
+                (DataPlaneExtProcName, new Uri(planeExtProc.Url + Payloads.ChatPath), [], [planeExtProc, extProcServer]),
             };
             if (portkeyServer is not null)
             {
                 targets.Add((PortkeyName, new Uri(portkeyServer.Url + Payloads.ChatPath),
-                    [new("x-portkey-provider", "openai"), new("x-portkey-custom-host", mock.Url + "/v1")], portkeyServer));
+                    [new("x-portkey-provider", "openai"), new("x-portkey-custom-host", mock.Url + "/v1")], [portkeyServer]));
             }
             else
             {
@@ -141,14 +141,16 @@ internal static class Run
             }
 
             var clients = targets.Where(t => t.Name != DataPlaneEchoName)
-                .Select(t => (t.Name, Client: new HttpTarget(t.Url, body, t.Headers), t.Server)).ToList();
+                .Select(t => (t.Name, Client: new HttpTarget(t.Url, body, t.Headers), t.Servers)).ToList();
             try
             {
                 foreach (var rate in httpRates)
                 {
-                    foreach (var (name, client, server) in clients)
+                    foreach (var (name, client, servers) in clients)
                     {
-                        var result = OpenLoop.Run(name, "chat 200 B over HTTP", rate, step, client.CallAsync, server is null ? mock.RssMb : server.RssMb);
+                        // RSS and CPU of the gateway's processes (for direct: the mock's).
+                        var result = OpenLoop.Run(name, "chat 200 B over HTTP", rate, step, client.CallAsync,
+                            () => servers.Sum(s => s.RssMb()), () => servers.Sum(s => s.CpuMs()));
                         results.Http.Add(result);
                         Print(result);
                     }
@@ -173,7 +175,7 @@ internal static class Run
     }
 
     private static void Print(StepResult r) => Console.WriteLine(
-        $"{r.Target,-18} {r.Mix,-22} {r.Rate,5} rps: achieved {r.AchievedRps,7:0} ok {r.Ok,6} err {r.Errors,4} drop {r.Dropped,4} p50 {r.P50Ms,8:0.000} p99 {r.P99Ms,8:0.000} p99.9 {r.P999Ms,8:0.000} ms lag99 {r.DispatchLagP99Ms,6:0.000} rss {r.RssMb,5:0} MB");
+        $"{r.Target,-18} {r.Mix,-22} {r.Rate,5} rps: achieved {r.AchievedRps,7:0} ok {r.Ok,6} err {r.Errors,4} drop {r.Dropped,4} p50 {r.P50Ms,8:0.000} p99 {r.P99Ms,8:0.000} p99.9 {r.P999Ms,8:0.000} ms lag99 {r.DispatchLagP99Ms,6:0.000} rss {r.RssMb,5:0} MB cpu {r.ServerCpuUsPerRequest,6:0} us/req");
 
     private static string Slug(string name) => new([.. name.Where(char.IsLetterOrDigit)]);
 
