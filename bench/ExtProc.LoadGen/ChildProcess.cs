@@ -69,6 +69,10 @@ internal sealed class ChildProcess : IDisposable
         }
 
         info.Environment["DOTNET_gcServer"] = "1";
+
+        // No thread-pool spin-waiting: on a shared core it burns CPU that is not the request's cost (both
+        // processors get the same setting).
+        info.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start " + name);
         var url = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) =>

@@ -12,6 +12,15 @@ if (args.Length == 0)
 return args[0] switch
 {
     "run" => await Run.RunAsync(new Args(args.Skip(1))),
+    "report" => Rewrite(new Args(args.Skip(1))),
     "serve" when args.Length > 1 => await Servers.ServeAsync(args[1], new Args(args.Skip(2))),
     _ => 2,
 };
+
+// Rewrites the markdown and chart from a run's JSON (same machine fields: run it where the run was made).
+static int Rewrite(Args args)
+{
+    var results = System.Text.Json.JsonSerializer.Deserialize<RunResults>(File.ReadAllText(args.String("json")))!;
+    Report.Write(results, args.String("out"));
+    return 0;
+}

@@ -11,6 +11,8 @@ internal static class Report
 
     public static void Write(RunResults results, string markdownPath)
     {
+        File.WriteAllText(Path.ChangeExtension(markdownPath, ".json"),
+            System.Text.Json.JsonSerializer.Serialize(results, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         var svgPath = Path.ChangeExtension(markdownPath, ".svg");
         File.WriteAllText(svgPath, Chart(results));
         File.WriteAllText(markdownPath, Markdown(results, Path.GetFileName(svgPath)));
@@ -36,8 +38,8 @@ internal static class Report
         // ext_proc: ExtProc against echo.
         md.Append("## ext_proc hop: ExtProc against the echo processor (open loop)\n\n");
         md.Append("**Server CPU per request** is the processor process's user + system CPU time over the step (every thread, GC included, from /proc/<pid>/stat, 10 ms ticks) divided by the requests it served: the per-request cost, and the steadiest figure on a shared machine. **Latency** is the whole exchange as the emulated Envoy sees it (request headers → buffered body → upstream → response headers → response complete), measured from each request's scheduled send time; it includes the emulator's own work on the load-generator core. Ratio = ExtProc / echo at the same rate and mix.\n\n");
-        md.Append("| mix | rate | CPU/req echo (µs) | CPU/req ExtProc (µs) | CPU ratio | echo p50 | ExtProc p50 | p50 ratio | echo p99 | ExtProc p99 | p99 ratio | echo p99.9 | ExtProc p99.9 | achieved echo / ExtProc | errors echo / ExtProc | dropped | RSS echo / ExtProc (MB) |\n");
-        md.Append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+        md.Append("| mix | rate | CPU/req echo (µs) | CPU/req ExtProc (µs) | CPU ratio | echo p50 | ExtProc p50 | p50 ratio | echo p99 | ExtProc p99 | p99 ratio | echo p99.9 | ExtProc p99.9 | achieved echo / ExtProc | errors echo / ExtProc | dropped | dispatch lag p99 echo / ExtProc | RSS echo / ExtProc (MB) |\n");
+        md.Append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
         foreach (var ext in r.ExtProc.Where(x => x.Target == Run.ExtProcName))
         {
             var echo = r.ExtProc.FirstOrDefault(x => x.Target == Run.EchoName && x.Mix == ext.Mix && x.Rate == ext.Rate);
@@ -46,11 +48,10 @@ internal static class Report
                 continue;
             }
 
-            md.Append(Inv, $"| {ext.Mix} | {ext.Rate:N0} | {echo.ServerCpuUsPerRequest:0} | {ext.ServerCpuUsPerRequest:0} | **{Ratio(ext.ServerCpuUsPerRequest, echo.ServerCpuUsPerRequest)}** | {Ms(echo.P50Ms)} | {Ms(ext.P50Ms)} | **{Ratio(ext.P50Ms, echo.P50Ms)}** | {Ms(echo.P99Ms)} | {Ms(ext.P99Ms)} | **{Ratio(ext.P99Ms, echo.P99Ms)}** | {Ms(echo.P999Ms)} | {Ms(ext.P999Ms)} | {echo.AchievedRps:0} / {ext.AchievedRps:0} | {echo.Errors} / {ext.Errors} | {echo.Dropped} / {ext.Dropped} | {echo.RssMb:0} / {ext.RssMb:0} |\n");
+            md.Append(Inv, $"| {ext.Mix} | {ext.Rate:N0} | {echo.ServerCpuUsPerRequest:0} | {ext.ServerCpuUsPerRequest:0} | **{Ratio(ext.ServerCpuUsPerRequest, echo.ServerCpuUsPerRequest)}** | {Ms(echo.P50Ms)} | {Ms(ext.P50Ms)} | **{Ratio(ext.P50Ms, echo.P50Ms)}** | {Ms(echo.P99Ms)} | {Ms(ext.P99Ms)} | **{Ratio(ext.P99Ms, echo.P99Ms)}** | {Ms(echo.P999Ms)} | {Ms(ext.P999Ms)} | {echo.AchievedRps:0} / {ext.AchievedRps:0} | {echo.Errors} / {ext.Errors} | {echo.Dropped} / {ext.Dropped} | {Ms(echo.DispatchLagP99Ms)} / {Ms(ext.DispatchLagP99Ms)} | {echo.RssMb:0} / {ext.RssMb:0} |\n");
         }
 
-        var lag = r.ExtProc.Concat(r.Http).Select(x => x.DispatchLagP99Ms).DefaultIfEmpty(0).Max();
-        md.Append(Inv, $"\nTimes in ms. The open-loop dispatcher's own lateness (p99 over a step, worst step): {lag:0.000} ms; it is included in every latency above (latency runs from the scheduled time).\n\n");
+        md.Append("\nTimes in ms. *Dispatch lag* is how late the load generator itself sent requests (p99 over the step): it is included in the latency (which runs from the scheduled time), and when it is large the load generator's core, not the processor, was the bottleneck of that step.\n\n");
 
         // e2e wrk.
         if (r.Wrk.Count > 0)

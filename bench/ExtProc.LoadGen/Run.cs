@@ -7,15 +7,15 @@ namespace ExtProc.LoadGen;
 /// <summary>Everything one run measured, plus how.</summary>
 internal sealed class RunResults
 {
-    public List<StepResult> ExtProc { get; } = [];
+    public List<StepResult> ExtProc { get; init; } = [];
 
-    public List<WrkResult> Wrk { get; } = [];
+    public List<WrkResult> Wrk { get; init; } = [];
 
-    public List<StepResult> Http { get; } = [];
+    public List<StepResult> Http { get; init; } = [];
 
-    public List<KeyValuePair<string, string>> Configuration { get; } = [];
+    public List<KeyValuePair<string, string>> Configuration { get; init; } = [];
 
-    public List<string> Notes { get; } = [];
+    public List<string> Notes { get; init; } = [];
 }
 
 /// <summary>
