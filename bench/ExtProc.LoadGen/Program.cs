@@ -20,7 +20,7 @@ return args[0] switch
 // Rewrites the markdown and chart from a run's JSON (same machine fields: run it where the run was made).
 static int Rewrite(Args args)
 {
-    var results = System.Text.Json.JsonSerializer.Deserialize<RunResults>(File.ReadAllText(args.String("json")))!;
+    var results = System.Text.Json.JsonSerializer.Deserialize<RunResults>(File.ReadAllText(args.String("json")), Report.JsonOptions)!;
     Report.Write(results, args.String("out"));
     return 0;
 }

@@ -9,13 +9,19 @@ internal static class Report
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
+    /// <summary>NaN marks a step with no successful request.</summary>
+    public static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
     public static void Write(RunResults results, string markdownPath)
     {
-        File.WriteAllText(Path.ChangeExtension(markdownPath, ".json"),
-            System.Text.Json.JsonSerializer.Serialize(results, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
         var svgPath = Path.ChangeExtension(markdownPath, ".svg");
         File.WriteAllText(svgPath, Chart(results));
         File.WriteAllText(markdownPath, Markdown(results, Path.GetFileName(svgPath)));
+        File.WriteAllText(Path.ChangeExtension(markdownPath, ".json"), System.Text.Json.JsonSerializer.Serialize(results, JsonOptions));
     }
 
     private static string Markdown(RunResults r, string svgName)
