@@ -54,7 +54,7 @@ internal static class Report
                 continue;
             }
 
-            md.Append(Inv, $"| {ext.Mix} | {ext.Rate:N0} | {echo.ServerCpuUsPerRequest:0} | {ext.ServerCpuUsPerRequest:0} | **{Ratio(ext.ServerCpuUsPerRequest, echo.ServerCpuUsPerRequest)}** | {Ms(echo.P50Ms)} | {Ms(ext.P50Ms)} | **{Ratio(ext.P50Ms, echo.P50Ms)}** | {Ms(echo.P99Ms)} | {Ms(ext.P99Ms)} | **{Ratio(ext.P99Ms, echo.P99Ms)}** | {Ms(echo.P999Ms)} | {Ms(ext.P999Ms)} | {echo.AchievedRps:0} / {ext.AchievedRps:0} | {echo.Errors} / {ext.Errors} | {echo.Dropped} / {ext.Dropped} | {Ms(echo.DispatchLagP99Ms)} / {Ms(ext.DispatchLagP99Ms)} | {echo.RssMb:0} / {ext.RssMb:0} |\n");
+            md.Append(Inv, $"| {ext.Mix} | {ext.Rate:N0} | {echo.ServerCpuUsPerRequest:0} | {ext.ServerCpuUsPerRequest:0} | **{Ratio(ext.ServerCpuUsPerRequest, echo.ServerCpuUsPerRequest)}** | {Ms(echo.P50Ms)} | {Ms(ext.P50Ms)} | {Ratio(ext.P50Ms, echo.P50Ms)} | {Ms(echo.P99Ms)} | {Ms(ext.P99Ms)} | {Ratio(ext.P99Ms, echo.P99Ms)} | {Ms(echo.P999Ms)} | {Ms(ext.P999Ms)} | {echo.AchievedRps:0} / {ext.AchievedRps:0} | {echo.Errors} / {ext.Errors} | {echo.Dropped} / {ext.Dropped} | {Ms(echo.DispatchLagP99Ms)} / {Ms(ext.DispatchLagP99Ms)} | {echo.RssMb:0} / {ext.RssMb:0} |\n");
         }
 
         md.Append("\nTimes in ms. *Dispatch lag* is how late the load generator itself sent requests (p99 over the step): it is included in the latency (which runs from the scheduled time), and when it is large the load generator's core, not the processor, was the bottleneck of that step.\n\n");
@@ -79,8 +79,9 @@ internal static class Report
         {
             md.Append("## End to end, open loop (HttpClient at fixed rates)\n\n");
             md.Append("Same request and mock as wrk; latency from the scheduled send time. *added* = target − direct at the same rate.\n\n");
-            md.Append("| target | rate | achieved | p50 | p99 | p99.9 | added p50 | added p99 | errors | dropped | server RSS (MB) |\n");
-            md.Append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+            md.Append("Server RSS and CPU/request are summed over the gateway's processes (harness + processor; Portkey's node process); for `direct` they are the mock's.\n\n");
+            md.Append("| target | rate | achieved | p50 | p99 | p99.9 | added p50 | added p99 | errors | dropped | server RSS (MB) | server CPU/req (µs) |\n");
+            md.Append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
             foreach (var h in r.Http)
             {
                 var direct = r.Http.First(x => x.Target == Run.DirectName && x.Rate == h.Rate);
@@ -121,7 +122,14 @@ internal static class Report
         {
             var direct = r.Http.First(x => x.Target == Run.DirectName && x.Rate == top.Rate);
             var added = top.P99Ms - direct.P99Ms;
-            md.Append(Inv, $"| e2e p99 added over direct ≤ 1 ms at 2,000 RPS (measured at {top.Rate:N0} RPS, harness + ExtProc) | {added:0.000} ms ({Ms(top.P99Ms)} vs {Ms(direct.P99Ms)}) | {(top.Rate >= 2000 && added <= 1 ? "met" : "not met")} — the harness is a C# emulation of Envoy, so this includes its cost; see `harness + echo` for the floor |\n");
+            var addedP50 = top.P50Ms - direct.P50Ms;
+
+            // A negative difference means the baseline step itself was disturbed (a stall of the shared
+            // machine): no verdict from it. The added p50 must fit too.
+            var verdict = top.Rate < 2000 ? "not measured at 2,000 RPS"
+                : added < 0 ? $"inconclusive: the direct step's p99 was disturbed; added p50 {addedP50:0.000} ms" + (addedP50 > 1 ? " already exceeds 1 ms, so not met" : string.Empty)
+                : added <= 1 && addedP50 <= 1 ? "met" : "not met";
+            md.Append(Inv, $"| e2e p99 added over direct ≤ 1 ms at 2,000 RPS (harness + ExtProc, {top.Rate:N0} RPS) | added p99 {added:0.000} ms ({Ms(top.P99Ms)} vs {Ms(direct.P99Ms)}), added p50 {addedP50:0.000} ms | {verdict}; the harness is a C# emulation of Envoy's HCM + ext_proc filter + router, so this includes its cost (compare `harness + echo` in the wrk table) |\n");
         }
 
         var ours = r.Wrk.Where(x => x.Target == Run.DataPlaneExtProcName).OrderByDescending(x => x.Connections).FirstOrDefault();
