@@ -104,6 +104,13 @@ internal static class Payloads
                 $$""",{"role":"{{(turn % 2 == 0 ? "assistant" : "user")}}","content":"Turn {{turn}}: step {{turn}} rolled back after two failed health checks; a longer drain delay made it pass."}""");
         }
 
+        // Below one history turn (~200 B): pad with a system prompt to the size asked for.
+        var pad = approximateBytes - json.Length - 60;
+        if (historyBytes < 400 && pad > 0)
+        {
+            json.Append(""",{"role":"system","content":"Answer briefly.""").Append(' ', pad).Append("\"}");
+        }
+
         json.Append(']');
         if (withTools)
         {

@@ -31,7 +31,7 @@ internal static class Report
         md.Append(Inv, $"# Load generator and end-to-end run, {date}\n\n");
         md.Append("Produced by `bench/run.sh` (see `bench/README.md`). Every figure comes with the baseline measured in the same run and the ratio to it; absolute times are context only (shared, noisy 2-core machine).\n\n");
         md.Append("## Machine and configuration\n\n| | |\n| --- | --- |\n");
-        md.Append(Inv, $"| nproc | {ChildProcess.MachineCores()} (load generator's own affinity: {Environment.ProcessorCount}) |\n");
+        md.Append(Inv, $"| nproc | {ChildProcess.MachineCores()} |\n");
         md.Append(Inv, $"| CPU | {CpuModel()} |\n");
         md.Append(Inv, $"| .NET | {RuntimeInformation.FrameworkDescription} ({RuntimeInformation.OSDescription}) |\n");
         foreach (var (key, value) in r.Configuration)
