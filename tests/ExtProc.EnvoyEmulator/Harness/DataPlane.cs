@@ -42,6 +42,10 @@ public sealed class DataPlaneOptions
     /// filter's <c>request_attributes</c> lists. Null: none.
     /// </summary>
     public Func<HttpContext, Dictionary<string, Google.Protobuf.WellKnownTypes.Value>>? ConnectionAttributes { get; set; }
+
+    /// <summary>Keep every exchange for <see cref="DataPlane.Exchanges"/> (tests). Load runs turn it off so
+    /// memory stays flat.</summary>
+    public bool KeepExchanges { get; set; } = true;
 }
 
 /// <summary>One HTTP request through the data plane, with everything the emulator recorded.</summary>
@@ -272,6 +276,11 @@ public sealed class DataPlane : IAsyncDisposable
     private Task HandleAsync(HttpContext context)
     {
         var task = HandleCoreAsync(context);
+        if (!_options.KeepExchanges)
+        {
+            return task;
+        }
+
         lock (_handlers)
         {
             _handlers.Add(task);
@@ -284,9 +293,12 @@ public sealed class DataPlane : IAsyncDisposable
     {
         var headers = BuildRequestHeaders(context);
         var exchange = new DataPlaneExchange(headers.Clone());
-        lock (_exchanges)
+        if (_options.KeepExchanges)
         {
-            _exchanges.Add(exchange);
+            lock (_exchanges)
+            {
+                _exchanges.Add(exchange);
+            }
         }
 
         // CanHaveBody is false for HTTP/1 without body framing and for HTTP/2 HEADERS with END_STREAM.
