@@ -68,25 +68,9 @@ internal static class Payloads
     /// </summary>
     public static ExtProcFilterConfig FilterConfig(Uri processor)
     {
-        var config = new ExtProcFilterConfig
-        {
-            ProcessingMode = new ProcessingMode
-            {
-                RequestHeaderMode = HeaderSendMode.Send,
-                ResponseHeaderMode = HeaderSendMode.Send,
-                RequestBodyMode = BodySendMode.Buffered,
-                ResponseBodyMode = BodySendMode.None,
-                RequestTrailerMode = HeaderSendMode.Skip,
-                ResponseTrailerMode = HeaderSendMode.Skip,
-            },
-            FailureModeAllow = false,
-            AllowModeOverride = true,
-            MessageTimeout = TimeSpan.FromSeconds(1),
-            MaxMessageTimeout = TimeSpan.FromSeconds(10),
-            DownstreamProtocol = HttpProtocol.Http1,
-            UpstreamProtocol = HttpProtocol.Http1,
-        };
-        config.GrpcService.Add(processor);
+        var config = ExtProcFilterConfig.AsShipped(processor);
+        config.DownstreamProtocol = HttpProtocol.Http1;
+        config.UpstreamProtocol = HttpProtocol.Http1;
         return config;
     }
 

@@ -174,6 +174,34 @@ public sealed class ExtProcFilterConfig
     /// Checks Envoy applies when loading the config (spec §1.6). Throws <see cref="FilterConfigException"/>
     /// with Envoy's message.
     /// </summary>
+    /// <summary>
+    /// The filter as <c>envoy/envoy.yaml</c> ships it: headers both ways, request body BUFFERED, response body
+    /// NONE (ExtProc lifts it with mode_override), trailers SKIP, 1 s / 10 s timeouts, fail closed, namespace
+    /// <c>extproc</c> received.
+    /// </summary>
+    public static ExtProcFilterConfig AsShipped(Uri processor)
+    {
+        var config = new ExtProcFilterConfig
+        {
+            ProcessingMode = new ProcessingMode
+            {
+                RequestHeaderMode = HeaderSendMode.Send,
+                ResponseHeaderMode = HeaderSendMode.Send,
+                RequestBodyMode = BodySendMode.Buffered,
+                ResponseBodyMode = BodySendMode.None,
+                RequestTrailerMode = HeaderSendMode.Skip,
+                ResponseTrailerMode = HeaderSendMode.Skip,
+            },
+            FailureModeAllow = false,
+            AllowModeOverride = true,
+            MessageTimeout = TimeSpan.FromSeconds(1),
+            MaxMessageTimeout = TimeSpan.FromSeconds(10),
+        };
+        config.GrpcService.Add(processor);
+        config.MetadataOptions.ReceivingUntyped.Add("extproc");
+        return config;
+    }
+
     public void Validate()
     {
         if ((GrpcService.Count > 0) == HasHttpService)

@@ -40,24 +40,9 @@ internal static class HarnessKit
     /// </summary>
     public static ExtProcFilterConfig ExtProcFilter(ExtProcServer server, bool upstreamFilter = false)
     {
-        var config = new ExtProcFilterConfig
-        {
-            ProcessingMode = new ProcessingMode
-            {
-                RequestHeaderMode = HeaderSendMode.Send,
-                ResponseHeaderMode = HeaderSendMode.Send,
-                RequestBodyMode = BodySendMode.Buffered,
-                ResponseBodyMode = BodySendMode.None,
-                RequestTrailerMode = HeaderSendMode.Skip,
-                ResponseTrailerMode = HeaderSendMode.Skip,
-            },
-            AllowModeOverride = true,
-            MessageTimeout = MessageTimeout,
-            MaxMessageTimeout = TimeSpan.FromSeconds(10),
-            IsUpstreamFilter = upstreamFilter,
-        };
-        config.GrpcService.Add(new Uri($"http://127.0.0.1:{server.GrpcPort}"));
-        config.MetadataOptions.ReceivingUntyped.Add("extproc");
+        var config = ExtProcFilterConfig.AsShipped(new Uri($"http://127.0.0.1:{server.GrpcPort}"));
+        config.MessageTimeout = MessageTimeout;
+        config.IsUpstreamFilter = upstreamFilter;
         return config;
     }
 
