@@ -40,12 +40,15 @@ internal sealed class ProtocolIdentificationStage : Stage
             return StageResult.ContinueTask;
         }
 
-        if (headers.CountOf("content-type") > 1)
+        if (!headers.TryGetSingle("content-type", out var contentType))
         {
-            return RespondAsync(context, GatewayError.InvalidHeader, "The request carries more than one Content-Type header.");
+            // One scan on the common path; telling "absent" from "repeated" is only needed on refusal.
+            return headers.Contains("content-type")
+                ? RespondAsync(context, GatewayError.InvalidHeader, "The request carries more than one Content-Type header.")
+                : RespondAsync(context, GatewayError.UnsupportedMediaType, "This endpoint accepts only Content-Type: application/json.");
         }
 
-        if (!headers.TryGetSingle("content-type", out var contentType) || !IsJson(contentType.Span))
+        if (!IsJson(contentType.Span))
         {
             return RespondAsync(context, GatewayError.UnsupportedMediaType, "This endpoint accepts only Content-Type: application/json.");
         }

@@ -34,7 +34,7 @@ public sealed class StreamFuzzTests
         {
             var random = new Random(seed);
             var (processor, writer) = Processor(snapshot);
-            var sequence = Generate(random);
+            var (sequence, duplex) = Generate(random);
             try
             {
                 foreach (var message in sequence)
@@ -42,7 +42,7 @@ public sealed class StreamFuzzTests
                     var before = writer.Responses.Count;
                     var wasCompleted = processor.Completed;
                     await processor.HandleAsync(message);
-                    var problem = Check(message, writer.Responses, before, wasCompleted, processor.Completed);
+                    var problem = Check(message, duplex, writer.Responses, before, wasCompleted, processor.Completed);
                     if (problem is not null)
                     {
                         failures.Add($"seed {seed}: {problem}");
@@ -68,7 +68,7 @@ public sealed class StreamFuzzTests
         Assert.InRange(violations, 1, streams - 1); // corruption is exercised, but most streams run deep
     }
 
-    private static string? Check(ProcessingRequest message, List<ProcessingResponse> responses, int before, bool wasCompleted, bool completed)
+    private static string? Check(ProcessingRequest message, bool duplex, List<ProcessingResponse> responses, int before, bool wasCompleted, bool completed)
     {
         var written = responses.Skip(before).Where(r => r.OverrideMessageTimeout is null).ToList();
         if (wasCompleted)
@@ -76,7 +76,6 @@ public sealed class StreamFuzzTests
             return written.Count == 0 ? null : "a reply after the immediate response";
         }
 
-        var duplex = IsDuplex(message);
         if (written.Count == 0)
         {
             // Only a duplex body (or the headers reply waiting for it) may stay unanswered for now.
@@ -125,16 +124,6 @@ public sealed class StreamFuzzTests
     private static bool IsRequestSide(ProcessingResponse.ResponseOneofCase reply) => reply is ProcessingResponse.ResponseOneofCase.RequestHeaders
         or ProcessingResponse.ResponseOneofCase.RequestBody or ProcessingResponse.ResponseOneofCase.RequestTrailers;
 
-    private static readonly HashSet<ProcessingRequest> s_duplexStreams = new(ReferenceEqualityComparer.Instance);
-
-    private static bool IsDuplex(ProcessingRequest message)
-    {
-        lock (s_duplexStreams)
-        {
-            return s_duplexStreams.Contains(message);
-        }
-    }
-
     private static ProcessingResponse.ResponseOneofCase Expected(ProcessingRequest.RequestOneofCase request) => request switch
     {
         ProcessingRequest.RequestOneofCase.RequestHeaders => ProcessingResponse.ResponseOneofCase.RequestHeaders,
@@ -146,7 +135,7 @@ public sealed class StreamFuzzTests
         _ => ProcessingResponse.ResponseOneofCase.None,
     };
 
-    private static List<ProcessingRequest> Generate(Random random)
+    private static (List<ProcessingRequest> Sequence, bool Duplex) Generate(Random random)
     {
         var requestMode = Modes[random.Next(Modes.Length)];
         var responseMode = Modes[random.Next(Modes.Length)];
@@ -167,23 +156,12 @@ public sealed class StreamFuzzTests
         sequence.Add(ResponseHeaders(contentType: random.Next(2) == 0 ? "text/event-stream" : "application/json"));
         AddBody(random, sequence, RandomBody(random), random.Next(6) == 0, isRequest: false);
 
-        if (requestMode == BodySendMode.FullDuplexStreamed || responseMode == BodySendMode.FullDuplexStreamed)
-        {
-            lock (s_duplexStreams)
-            {
-                foreach (var message in sequence)
-                {
-                    s_duplexStreams.Add(message);
-                }
-            }
-        }
-
         if (random.Next(10) == 0)
         {
             Corrupt(random, sequence);
         }
 
-        return sequence;
+        return (sequence, requestMode == BodySendMode.FullDuplexStreamed || responseMode == BodySendMode.FullDuplexStreamed);
     }
 
     private static void AddBody(Random random, List<ProcessingRequest> sequence, byte[] body, bool trailers, bool isRequest)

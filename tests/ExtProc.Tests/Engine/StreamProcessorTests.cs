@@ -82,6 +82,23 @@ public sealed class StreamProcessorTests
         Assert.True(processor.Completed);
     }
 
+    [Theory]
+    [InlineData(true, 400, "invalid_header")]
+    [InlineData(false, 415, "unsupported_media_type")]
+    public async Task RequestHeaders_GovernedPostContentTypeRepeatedOrAbsent_RefusedWithItsCode(bool repeated, int status, string code)
+    {
+        var (processor, writer) = Processor(DefaultSnapshot());
+        var headers = repeated
+            ? RequestHeaders("/v1/chat/completions", extra: ("content-type", "application/json"))
+            : RequestHeaders("/v1/chat/completions", contentType: null);
+
+        await processor.HandleAsync(headers);
+
+        var immediate = Assert.Single(writer.Responses).ImmediateResponse;
+        Assert.Equal(status, (int)immediate.Status.Code);
+        Assert.Contains(code, immediate.Body.ToStringUtf8());
+    }
+
     [Fact]
     public async Task RequestHeaders_GetOnGovernedPath_BodyModeLiftedToNone()
     {

@@ -15,8 +15,8 @@ internal static class TestRepo
     /// <summary>Builds the message for a missing test dependency; the test fails with it in CI and locally alike.</summary>
     public static string MissingDependency(string what) =>
         IsCi
-            ? $"CI=true: {what} This test never skips in CI; tests/run.sh installs the dependency before running."
-            : $"{what} Run tests/run.sh once (it installs the test dependencies), then re-run the tests.";
+            ? $"CI=true: {what} This test never skips in CI; tests/test.sh installs the dependency before running."
+            : $"{what} Run tests/test.sh once (it installs the test dependencies), then re-run the tests.";
 
     private static string FindRoot()
     {

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace ExtProc.Tests.Wire;
 
 /// <summary>
-/// Envoy's upstream API definitions as shipped in the pinned npm package @grpc/grpc-js-xds (tests/run.sh
+/// Envoy's upstream API definitions as shipped in the pinned npm package @grpc/grpc-js-xds (tests/test.sh
 /// installs it and exports EXTPROC_ENVOY_API_DIR). Its envoy-api copy is data-plane-api of 2024-04.
 /// </summary>
 internal static class UpstreamEnvoyApi

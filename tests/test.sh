@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command: installs what the tests need, builds, runs every test, and ends with
+# The one test command (README): installs what the tests need, builds, runs every test, and ends with
 # a single "N passed, N failed" line for the whole run.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
