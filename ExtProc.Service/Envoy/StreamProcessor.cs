@@ -637,6 +637,26 @@ internal sealed class StreamProcessor : IDisposable
             fields.Fields["identity"] = Value.ForString(identity);
         }
 
+        if (decision.Provider is { } provider)
+        {
+            fields.Fields["provider"] = Value.ForString(provider);
+        }
+
+        if (decision.TargetModel is { } targetModel)
+        {
+            fields.Fields["target_model"] = Value.ForString(targetModel);
+        }
+
+        if (decision.RouteReason is { } reason)
+        {
+            fields.Fields["route_reason"] = Value.ForString(reason);
+        }
+
+        if (decision.Attempt > 0)
+        {
+            fields.Fields["attempt"] = Value.ForNumber(decision.Attempt);
+        }
+
         var metadata = new Struct();
         metadata.Fields[_snapshot.Options.Envoy.MetadataNamespace] = Value.ForStruct(fields);
         return metadata;

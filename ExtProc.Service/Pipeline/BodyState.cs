@@ -13,6 +13,7 @@ internal sealed class BodyState : IDisposable
     private int _length;
     private ReadOnlyMemory<byte> _single;
     private bool _hasSingle;
+    private PooledBufferWriter? _replacementOwner;
 
     /// <summary>Set by a stage in the headers phase when it must read this body.</summary>
     public bool Needed { get; set; }
@@ -31,6 +32,14 @@ internal sealed class BodyState : IDisposable
     public ReadOnlyMemory<byte>? Replacement { get; private set; }
 
     public void Replace(ReadOnlyMemory<byte> body) => Replacement = body;
+
+    /// <summary>Replaces the body with what <paramref name="writer"/> holds; the body state now owns (and disposes) it.</summary>
+    public void Replace(PooledBufferWriter writer)
+    {
+        _replacementOwner?.Dispose();
+        _replacementOwner = writer;
+        Replacement = writer.WrittenMemory;
+    }
 
     internal void Append(ReadOnlyMemory<byte> chunk)
     {
@@ -68,6 +77,9 @@ internal sealed class BodyState : IDisposable
 
     public void Dispose()
     {
+        _replacementOwner?.Dispose();
+        _replacementOwner = null;
+        Replacement = null;
         var pooled = _pooled;
         _pooled = null;
         _single = default;

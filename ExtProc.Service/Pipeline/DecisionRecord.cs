@@ -16,6 +16,10 @@ internal sealed class DecisionRecord
     private string? _model;
     private string? _mcpMethod;
     private string? _mcpTarget;
+    private string? _provider;
+    private string? _targetModel;
+    private string? _routeReason;
+    private int _attempt;
 
     /// <summary>True when a field changed since the record was last sent to Envoy (and before the first send).</summary>
     public bool Dirty { get; private set; } = true;
@@ -73,6 +77,41 @@ internal sealed class DecisionRecord
     {
         get => _identity;
         set => UpdateText(ref _identity, value);
+    }
+
+    /// <summary>The provider that serves the request or attempt (dynamic metadata <c>provider</c>).</summary>
+    public string? Provider
+    {
+        get => _provider;
+        set => UpdateText(ref _provider, value);
+    }
+
+    /// <summary>The model name the provider was sent (dynamic metadata <c>target_model</c>).</summary>
+    public string? TargetModel
+    {
+        get => _targetModel;
+        set => UpdateText(ref _targetModel, value);
+    }
+
+    /// <summary>Why this target: selected, fallback, failover, skipped_* (dynamic metadata <c>route_reason</c>).</summary>
+    public string? RouteReason
+    {
+        get => _routeReason;
+        set => UpdateText(ref _routeReason, value);
+    }
+
+    /// <summary>1 for the first try; 0 when not routed (dynamic metadata <c>attempt</c>).</summary>
+    public int Attempt
+    {
+        get => _attempt;
+        set
+        {
+            if (_attempt != value)
+            {
+                _attempt = value;
+                Dirty = true;
+            }
+        }
     }
 
     internal void MarkSent() => Dirty = false;

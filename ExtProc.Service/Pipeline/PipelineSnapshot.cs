@@ -1,10 +1,12 @@
 using ExtProc.Hosting;
 using ExtProc.Observability;
+using ExtProc.Routing;
 using ExtProc.Stages.Auth;
 using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
 using ExtProc.Stages.Parse;
 using ExtProc.Stages.Policy;
+using ExtProc.Stages.Route;
 using ExtProc.Tenancy;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -68,6 +70,13 @@ internal sealed class PipelineSnapshot
         {
             // 5. The tenant policy (narrowed by the key scope), before any body goes upstream.
             stages.Add(new TenantPolicyStage(services.LoggerFactory.CreateLogger("ExtProc.Stages.Policy"), services.Metrics));
+            if (tenancy.Routing.Enabled)
+            {
+                // 6. The upstream, chosen once the request is known to be allowed and read: the route-level
+                //    decision downstream, the per-attempt rewrite when ExtProc also runs as the upstream filter.
+                stages.Add(new RoutingStage(tenancy.Routing, services.Health, Random.Shared));
+                stages.Add(new AttemptStage(tenancy.Routing, services.Health));
+            }
         }
 
         return new PipelineSnapshot(new StageRunner([.. stages]), options, tenancy);
@@ -77,6 +86,9 @@ internal sealed class PipelineSnapshot
 /// <summary>Process-wide services stages are built with.</summary>
 internal sealed record PipelineServices(TimeProvider Time, ILoggerFactory LoggerFactory, ExtProcMetrics Metrics)
 {
+    /// <summary>Passive health of routing targets: process-wide, so it outlives config reloads.</summary>
+    public PassiveHealth Health { get; } = new(Time);
+
     public static readonly PipelineServices Null = new(TimeProvider.System, NullLoggerFactory.Instance, new ExtProcMetrics());
 }
 

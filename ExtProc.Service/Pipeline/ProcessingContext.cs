@@ -59,6 +59,15 @@ internal sealed class ProcessingContext : IDisposable
     /// <summary>The MCP JSON-RPC message of a POST, once read.</summary>
     public Protocols.Mcp.JsonRpcMessage? Mcp { get; set; }
 
+    /// <summary>The routing decision for this request or attempt, once the routing stage has made it.</summary>
+    public Routing.RouteState? Route { get; set; }
+
+    /// <summary>
+    /// True when this stream is one attempt of ExtProc running as an upstream filter: only there does Envoy
+    /// know the upstream host, whose metadata names the provider.
+    /// </summary>
+    public bool IsUpstreamAttempt => Attributes.ContainsKey(Routing.RoutingAttributes.AttemptProvider);
+
     /// <summary>Envoy request attributes (CEL expression text → value as text), first message only.</summary>
     public IReadOnlyDictionary<string, string> Attributes { get; internal set; } = EmptyAttributes;
 

@@ -35,6 +35,9 @@ internal static class LlmRequestReader
     private static readonly string[] OpenAiFields =
         ["model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "tools", "tool_choice", "user", "metadata", "functions", "function_call", "n"];
 
+    // Fields some SDKs and gateways read to pick the upstream host; only ExtProc picks it (faults.md P13).
+    private static readonly string[] RoutingOverrideFields = ["api_base", "base_url", "api_url", "custom_llm_provider"];
+
     private static readonly string[] AnthropicFields =
         ["model", "messages", "system", "stream", "max_tokens", "tools", "tool_choice", "metadata"];
 
@@ -89,6 +92,12 @@ internal static class LlmRequestReader
             }
 
             var field = Classify(reader.Text, protocol);
+            if (field == Field.Unknown && FieldNames.FoldsOntoAny(reader.Text, RoutingOverrideFields))
+            {
+                reader.Fail(JsonViolationKind.UnsupportedField, "The body names an upstream address; the gateway chooses the upstream.");
+                return;
+            }
+
             if (field == Field.Unknown && FieldNames.FoldsOntoAny(reader.Text, FieldsOf(protocol)))
             {
                 reader.Fail(JsonViolationKind.AmbiguousField, "The body has a key that differs only in case or Unicode folding from a field the gateway reads.");

@@ -134,6 +134,25 @@ internal sealed class EffectivePolicy
 
     public bool AllowsRegion(string region) => Listed(_tenant.Regions, region) && Listed(_scope?.Regions, region);
 
+    /// <summary>True when the region policy lets a provider tagged with <paramref name="regions"/> be used (one allowed tag suffices).</summary>
+    public bool AllowsAnyRegion(IReadOnlyList<string> regions)
+    {
+        if (_tenant.Regions is null && _scope?.Regions is null)
+        {
+            return true;
+        }
+
+        for (var i = 0; i < regions.Count; i++)
+        {
+            if (AllowsRegion(regions[i]))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     public bool AllowsMcpMethod(string method) => Listed(_tenant.McpMethods, method) && Listed(_scope?.McpMethods, method);
 
     private static bool Match(IReadOnlyList<string>? patterns, ReadOnlySpan<char> value) => patterns is null || Glob.MatchesAny(patterns, value);

@@ -3,6 +3,7 @@ using System.Collections.Frozen;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using ExtProc.Routing;
 using ExtProc.Stages.Identify;
 using ExtProc.Tenancy.Config;
 using ExtProc.Tenancy.Jwt;
@@ -21,9 +22,11 @@ internal sealed class TenancySnapshot
     private readonly FrozenDictionary<string, ApiKeyEntry>.AlternateLookup<ReadOnlySpan<char>> _keysBySpan;
 
     private TenancySnapshot(TenancyConfig config, string version, FrozenDictionary<string, Tenant> tenants,
-        FrozenDictionary<string, ApiKeyEntry> keys, JwtAuthenticator jwt, PeerIdentityResolver peers, ProtectedResource[] resources)
+        FrozenDictionary<string, ApiKeyEntry> keys, JwtAuthenticator jwt, PeerIdentityResolver peers, ProtectedResource[] resources,
+        RoutingCatalog routing)
     {
         Config = config;
+        Routing = routing;
         Version = version;
         Tenants = tenants;
         _keys = keys;
@@ -45,6 +48,9 @@ internal sealed class TenancySnapshot
     public PeerIdentityResolver Peers { get; }
 
     public ProtectedResource[] ProtectedResources { get; }
+
+    /// <summary>Providers and public models; <see cref="RoutingCatalog.Empty"/> when the file routes nothing.</summary>
+    public RoutingCatalog Routing { get; }
 
     public bool AuthenticateUngoverned => Config.Identity.AuthenticateUngoverned;
 
@@ -90,12 +96,13 @@ internal sealed class TenancySnapshot
             resources[i] = new ProtectedResource(config.Identity.ProtectedResources[i]);
         }
 
-        if (errors.Count > 0)
+        var routing = RoutingCatalog.Build(config, errors, SystemSecretReader.Instance);
+        if (errors.Count > 0 || routing is null)
         {
             return null;
         }
 
-        return new TenancySnapshot(config, version, frozenTenants, keys.ToFrozenDictionary(StringComparer.Ordinal), jwt, peers, resources);
+        return new TenancySnapshot(config, version, frozenTenants, keys.ToFrozenDictionary(StringComparer.Ordinal), jwt, peers, resources, routing);
     }
 
     public bool TryGetKey(ReadOnlySpan<char> id, out ApiKeyEntry entry) => _keysBySpan.TryGetValue(id, out entry!);

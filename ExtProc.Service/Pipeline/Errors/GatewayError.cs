@@ -26,4 +26,12 @@ internal sealed record GatewayError(int Status, string Code)
     public static readonly GatewayError ModelNotAllowed = new(403, "model_not_allowed");
     public static readonly GatewayError AuthUnavailable = new(503, "auth_unavailable");
 
+    // Routing (issue 4; faults.md P13).
+    public static readonly GatewayError ModelNotFound = new(404, "model_not_found");
+    public static readonly GatewayError NoPermittedTarget = new(403, "no_permitted_target");
+    public static readonly GatewayError NoCapableTarget = new(400, "no_capable_target");
+    public static readonly GatewayError UnsupportedField = new(400, "unsupported_field");
+    public static readonly GatewayError ProviderNotConfigured = new(503, "provider_not_configured");
+    public static readonly GatewayError TargetSkipped = new(503, "target_skipped");
+    public static readonly GatewayError TargetsCoolingDown = new(503, "targets_cooling_down");
 }

@@ -13,6 +13,7 @@ internal enum JsonViolationKind
     InvalidNumber,
     InvalidField,
     MissingField,
+    UnsupportedField,
 }
 
 internal readonly record struct JsonViolation(JsonViolationKind Kind, string Message)
@@ -32,6 +33,7 @@ internal readonly record struct JsonViolation(JsonViolationKind Kind, string Mes
         JsonViolationKind.InvalidNumber => "invalid_number",
         JsonViolationKind.InvalidField => "invalid_field",
         JsonViolationKind.MissingField => "missing_field",
+        JsonViolationKind.UnsupportedField => "unsupported_field",
         _ => "none",
     };
 }

@@ -51,6 +51,13 @@ internal sealed class AuthenticationStage : Stage
 
     public override ValueTask<StageResult> OnRequestHeadersAsync(ProcessingContext context)
     {
+        if (context.IsUpstreamAttempt)
+        {
+            // The downstream filter authenticated this request and removed the client's credential; the
+            // attempt learns the tenant from the routing decision (x-extproc-route).
+            return StageResult.ContinueTask;
+        }
+
         var headers = context.RequestHeaders;
         if (_tenancy.ProtectedResources.Length > 0 && TryAnswerMetadata(context, out var metadata))
         {

@@ -16,6 +16,12 @@ internal sealed class InternalHeaderGuardStage : Stage
 
     public override ValueTask<StageResult> OnRequestHeadersAsync(ProcessingContext context)
     {
+        if (context.IsUpstreamAttempt)
+        {
+            // Behind the router every x-extproc-* header is ours: the downstream guard removed the client's.
+            return StageResult.ContinueTask;
+        }
+
         var headers = context.RequestHeaders;
         for (var i = 0; i < headers.Count; i++)
         {

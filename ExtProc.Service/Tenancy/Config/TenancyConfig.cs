@@ -1,3 +1,5 @@
+using ExtProc.Routing.Config;
+
 namespace ExtProc.Tenancy.Config;
 
 /// <summary>
@@ -7,13 +9,21 @@ namespace ExtProc.Tenancy.Config;
 internal sealed record TenancyConfig(
     int Version,
     IReadOnlyList<TenantConfig> Tenants,
-    IdentityConfig Identity);
+    IdentityConfig Identity)
+{
+    /// <summary>Providers, public models and routing settings; empty when the file selects no upstream.</summary>
+    public RoutingConfig Routing { get; init; } = RoutingConfig.Empty;
+}
 
 internal sealed record TenantConfig(
     string Id,
     string? DisplayName,
     PolicyConfig Policy,
-    IReadOnlyList<KeyConfig> Keys);
+    IReadOnlyList<KeyConfig> Keys)
+{
+    /// <summary>Provider credentials the tenant brings itself (provider name → secret source).</summary>
+    public IReadOnlyDictionary<string, SecretSource> ProviderKeys { get; init; } = new Dictionary<string, SecretSource>();
+}
 
 /// <summary>
 /// What a tenant (or a key, narrowing its tenant) may use. A null list means "not restricted by this

@@ -1,4 +1,5 @@
 using System.Globalization;
+using ExtProc.Routing.Config;
 using ExtProc.Tenancy.Keys;
 using YamlDotNet.RepresentationModel;
 
@@ -51,9 +52,11 @@ internal static class TenancyConfigParser
         }
 
         var identity = ReadIdentity(root.Map("identity"), errors, tenantIds);
+        var routing = RoutingConfigParser.Read(root, errors);
         root.Finish();
         CheckKeysUnique(tenants, errors);
-        return errors.Count == 0 ? new TenancyConfig(version ?? CurrentVersion, tenants, identity) : null;
+        RoutingConfigParser.CheckProviderKeys(tenants, routing, errors);
+        return errors.Count == 0 ? new TenancyConfig(version ?? CurrentVersion, tenants, identity) { Routing = routing } : null;
     }
 
     /// <summary>Tenant ids end up in a request header and in metrics: a short, safe alphabet only.</summary>
@@ -107,8 +110,9 @@ internal static class TenancyConfigParser
             var displayName = tenant.String("displayName");
             var policy = ReadPolicy(tenant.Map("policy"), errors) ?? PolicyConfig.Unrestricted;
             var keys = ReadKeys(tenant, errors, policy);
+            var providerKeys = RoutingConfigParser.ReadProviderKeys(tenant.Map("providerKeys"), errors);
             tenant.Finish();
-            list.Add(new TenantConfig(id, displayName, policy, keys));
+            list.Add(new TenantConfig(id, displayName, policy, keys) { ProviderKeys = providerKeys });
         }
 
         tenants.Finish();
