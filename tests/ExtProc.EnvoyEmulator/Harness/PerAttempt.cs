@@ -73,6 +73,30 @@ public sealed class PerAttemptOptions
 
     /// <summary>Route <c>include_attempt_count_in_request</c>: sets <c>x-envoy-attempt-count</c>.</summary>
     public bool IncludeAttemptCountInRequest { get; set; }
+
+    /// <summary>
+    /// Endpoint metadata of each cluster's host (<c>lb_endpoints[].metadata.filter_metadata</c>): cluster →
+    /// namespace → key → string value. The upstream filter sees it through the CEL attribute
+    /// <c>xds.upstream_host_metadata.filter_metadata['ns']['key']</c> once the router has picked the host.
+    /// </summary>
+    public Dictionary<string, Dictionary<string, Dictionary<string, string>>> HostMetadata { get; } = new(StringComparer.Ordinal);
+
+    internal Dictionary<string, Google.Protobuf.WellKnownTypes.Value> HostAttributes(string cluster)
+    {
+        var values = new Dictionary<string, Google.Protobuf.WellKnownTypes.Value>(StringComparer.Ordinal);
+        if (HostMetadata.TryGetValue(cluster, out var namespaces))
+        {
+            foreach (var (ns, entries) in namespaces)
+            {
+                foreach (var (key, value) in entries)
+                {
+                    values[$"xds.upstream_host_metadata.filter_metadata['{ns}']['{key}']"] = Google.Protobuf.WellKnownTypes.Value.ForString(value);
+                }
+            }
+        }
+
+        return values;
+    }
 }
 
 /// <summary>One upstream attempt: the cluster, its own emulated upstream-filter stream, and what became of it.</summary>
@@ -172,6 +196,7 @@ internal sealed class RetryingUpstream : IUpstream, IDisposable
                     Headers = headers,
                     EndStreamOnHeaders = request.EndStreamOnHeaders,
                     Body = request.EndStreamOnHeaders ? null : buffer.ReadAsync(CancellationToken.None),
+                    AttributeValues = _options.HostAttributes(cluster),
                 }, cancellationToken);
             }
             finally
