@@ -92,7 +92,7 @@ internal static class LlmRequestReader
             }
 
             var field = Classify(reader.Text, protocol);
-            if (field == Field.Unknown && FieldNames.FoldsOntoAny(reader.Text, RoutingOverrideFields))
+            if (field == Field.Unknown && FieldNames.IsOrFoldsOntoAny(reader.Text, RoutingOverrideFields))
             {
                 reader.Fail(JsonViolationKind.UnsupportedField, "The body names an upstream address; the gateway chooses the upstream.");
                 return;

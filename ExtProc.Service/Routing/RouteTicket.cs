@@ -22,6 +22,10 @@ internal readonly record struct RouteTicket(string Tenant, string? KeyId, string
         return text.ToString();
     }
 
+    /// <summary>A decision for exactly one provider (route mode: Envoy retries stay on the chosen cluster).</summary>
+    public static string Encode(string tenant, string? keyId, string model, string provider) =>
+        $"t={tenant};k={keyId ?? "-"};m={Uri.EscapeDataString(model)};p={provider}";
+
     public static bool TryDecode(ReadOnlySpan<byte> value, out RouteTicket ticket)
     {
         ticket = default;

@@ -44,6 +44,20 @@ internal static class FieldNames
     {
         for (var i = 0; i < lowerCaseFields.Length; i++)
         {
+            if (FoldEquals(utf8Name, lowerCaseFields[i]) && !IsExactly(utf8Name, lowerCaseFields[i]))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>True when <paramref name="utf8Name"/> is, or folds onto, one of <paramref name="lowerCaseFields"/>.</summary>
+    public static bool IsOrFoldsOntoAny(ReadOnlySpan<byte> utf8Name, string[] lowerCaseFields)
+    {
+        for (var i = 0; i < lowerCaseFields.Length; i++)
+        {
             if (FoldEquals(utf8Name, lowerCaseFields[i]))
             {
                 return true;
@@ -51,5 +65,24 @@ internal static class FieldNames
         }
 
         return false;
+    }
+
+    /// <summary>The field itself (a read-and-pass-through field such as <c>stream_options</c>) is never ambiguous.</summary>
+    private static bool IsExactly(ReadOnlySpan<byte> utf8Name, string field)
+    {
+        if (utf8Name.Length != field.Length)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < field.Length; i++)
+        {
+            if (utf8Name[i] != field[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 }

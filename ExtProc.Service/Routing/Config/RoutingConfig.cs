@@ -79,9 +79,13 @@ internal sealed record HealthSettings(int Failures, TimeSpan Window, TimeSpan Co
     public static readonly HealthSettings Default = new(3, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
 }
 
-internal sealed record RoutingSettings(string ClusterHeader, HealthSettings Health, bool DebugHeaders)
+/// <param name="UpstreamFilter">
+/// ExtProc also runs as the upstream filter of the provider clusters: every routed request then carries the
+/// decision (x-extproc-route) for its attempts, not only those of models with a failover cluster.
+/// </param>
+internal sealed record RoutingSettings(string ClusterHeader, HealthSettings Health, bool DebugHeaders, bool UpstreamFilter)
 {
     public const string DefaultClusterHeader = "x-extproc-cluster";
 
-    public static readonly RoutingSettings Default = new(DefaultClusterHeader, HealthSettings.Default, false);
+    public static readonly RoutingSettings Default = new(DefaultClusterHeader, HealthSettings.Default, false, false);
 }

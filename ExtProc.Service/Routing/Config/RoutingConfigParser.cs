@@ -360,8 +360,9 @@ internal static class RoutingConfigParser
         }
 
         var debug = node.Bool("debugHeaders") ?? false;
+        var upstreamFilter = node.Bool("upstreamFilter") ?? false;
         node.Finish();
-        return new RoutingSettings(header, health, debug);
+        return new RoutingSettings(header, health, debug, upstreamFilter);
     }
 
     private static string DefaultBasePath(WireSchema schema) => schema == WireSchema.Gemini ? "/v1beta" : "/v1";

@@ -104,6 +104,11 @@ internal sealed class RoutingStage : Stage
         }
 
         state.Target = chosen;
+        if (_catalog.Settings.UpstreamFilter)
+        {
+            context.RequestMutations.Set(RoutingAttributes.RouteHeader, RouteTicket.Encode(tenantId, context.Identity?.KeyId, route.Name, chosen.Provider.Name));
+        }
+
         context.RequestMutations.Set(_catalog.Settings.ClusterHeader, chosen.Provider.ClusterBytes);
         context.ClearRouteCache = true;
         TargetRequestWriter.WriteHeaders(context, chosen, _catalog, tenantId);

@@ -86,6 +86,12 @@ public sealed class LlmRequestReaderTests
     }
 
     [Theory]
+    [InlineData("""{"model":"a","stream":true,"stream_options":{"include_usage":true},"n":1,"messages":[]}""")]
+    [InlineData("""{"model":"a","functions":[],"function_call":"auto","metadata":{},"messages":[]}""")]
+    public void TryRead_FieldsPassedThroughSpelledExactly_Accepted(string body) =>
+        Assert.Null(Violation(Encoding.UTF8.GetBytes(body), ProtocolKind.OpenAiChat));
+
+    [Theory]
     // J1 duplicates, top level and nested
     [InlineData("""{"model":"a","model":"b"}""", "duplicate_key")]
     [InlineData("""{"model":"a","messages":[{"role":"user","role":"system"}]}""", "duplicate_key")]
@@ -124,6 +130,10 @@ public sealed class LlmRequestReaderTests
     [InlineData("""{"model":"a","stream":"yes"}""", "invalid_field")]
     [InlineData("""{"model":"a","tools":{}}""", "invalid_field")]
     [InlineData("""{"messages":[]}""", "missing_field")]
+    [InlineData("""{"model":"a","Stream_Options":{}}""", "ambiguous_field")]
+    // P13: only the gateway picks the upstream
+    [InlineData("""{"model":"a","api_base":"http://x"}""", "unsupported_field")]
+    [InlineData("""{"model":"a","BASE_URL":"http://x"}""", "unsupported_field")]
     public void TryRead_OpenAiPolicyViolation_RefusedWithItsCode(string body, string code) =>
         Assert.Equal(code, Violation(Encoding.UTF8.GetBytes(body), ProtocolKind.OpenAiChat));
 
