@@ -18,6 +18,9 @@ internal static class EnvoyApiSchema
         "envoy/extensions/filters/http/router/v3/router.proto",
         "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
         "envoy/extensions/transport_sockets/tls/v3/tls.proto",
+        "envoy/extensions/filters/http/upstream_codec/v3/upstream_codec.proto",
+        "envoy/extensions/clusters/aggregate/v3/cluster.proto",
+        "envoy/extensions/retry/priority/previous_priorities/v3/previous_priorities_config.proto",
     ];
 
     private static readonly Lazy<DescriptorIndex> s_index = new(static () =>
