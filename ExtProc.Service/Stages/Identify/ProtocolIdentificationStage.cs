@@ -53,9 +53,19 @@ internal sealed class ProtocolIdentificationStage : Stage
             return RespondAsync(context, GatewayError.UnsupportedMediaType, "This endpoint accepts only Content-Type: application/json.");
         }
 
+        // A compressed body cannot be inspected without a decompressor with output caps (faults.md J14): refuse it
+        // rather than judge bytes we cannot read.
+        if (headers.Contains("content-encoding") && !IsIdentityEncoding(headers))
+        {
+            return RespondAsync(context, GatewayError.UnsupportedEncoding, "This endpoint accepts only uncompressed request bodies (no Content-Encoding).");
+        }
+
         context.RequestBody.Needed = true;
         return StageResult.ContinueTask;
     }
+
+    private static bool IsIdentityEncoding(HttpHeaderList headers) =>
+        headers.TryGetSingle("content-encoding", out var value) && System.Text.Ascii.EqualsIgnoreCase(value.Span.Trim((byte)' '), "identity"u8);
 
     /// <summary>application/json, case-insensitive, parameters such as charset allowed.</summary>
     internal static bool IsJson(ReadOnlySpan<byte> contentType)

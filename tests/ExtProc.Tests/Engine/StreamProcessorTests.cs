@@ -83,6 +83,30 @@ public sealed class StreamProcessorTests
     }
 
     [Theory]
+    [InlineData("gzip", 415)]
+    [InlineData("zstd", 415)]
+    [InlineData("br, gzip", 415)]
+    [InlineData("identity", 0)]
+    public async Task RequestHeaders_CompressedGovernedBody_415UnsupportedEncoding(string encoding, int status)
+    {
+        // faults.md J14: a body we cannot read is refused, never judged or forwarded unread.
+        var (processor, writer) = Processor(DefaultSnapshot());
+
+        await processor.HandleAsync(RequestHeaders("/v1/messages", extra: ("content-encoding", encoding)));
+
+        var reply = Assert.Single(writer.Responses);
+        if (status == 0)
+        {
+            Assert.Equal(ProcessingResponse.ResponseOneofCase.RequestHeaders, reply.ResponseCase);
+            return;
+        }
+
+        Assert.Equal(status, (int)reply.ImmediateResponse.Status.Code);
+        Assert.Contains("unsupported_encoding", reply.ImmediateResponse.Body.ToStringUtf8());
+        Assert.Contains("\"type\":\"error\"", reply.ImmediateResponse.Body.ToStringUtf8());
+    }
+
+    [Theory]
     [InlineData(true, 400, "invalid_header")]
     [InlineData(false, 415, "unsupported_media_type")]
     public async Task RequestHeaders_GovernedPostContentTypeRepeatedOrAbsent_RefusedWithItsCode(bool repeated, int status, string code)
