@@ -40,6 +40,12 @@ public sealed class RoutingDataPlaneTests : IAsyncLifetime
             _providers[name] = await LoopbackUpstream.StartAsync(r => _overrides.TryGetValue(provider, out var o) && o(r) is { } answer ? answer : Answer(provider, r));
         }
 
+        _plane = await StartPlaneAsync(deadCluster: null);
+    }
+
+    /// <summary>The data plane as envoy/envoy-failover.yaml builds it; <paramref name="deadCluster"/> points at a closed port.</summary>
+    private async Task<DataPlane> StartPlaneAsync(string? deadCluster)
+    {
         var upstream = ExtProcFilter(_extProc, upstreamFilter: true);
         upstream.RequestAttributes.Add(RoutingAttributes.AttemptProvider);
         var perAttempt = new PerAttemptOptions { Filter = upstream, IncludeAttemptCountInRequest = true };
@@ -51,11 +57,18 @@ public sealed class RoutingDataPlaneTests : IAsyncLifetime
         var options = new DataPlaneOptions { Filter = ExtProcFilter(_extProc), DefaultCluster = "no-route", PerAttempt = perAttempt };
         foreach (var (name, provider) in _providers)
         {
-            options.Clusters[name] = provider.BaseUri;
+            options.Clusters[name] = name == deadCluster ? new Uri($"http://127.0.0.1:{ClosedPort()}") : provider.BaseUri;
             perAttempt.HostMetadata[name] = new() { ["extproc"] = new() { ["provider"] = name } };
         }
 
-        _plane = await DataPlane.StartAsync(options);
+        return await DataPlane.StartAsync(options);
+    }
+
+    private static int ClosedPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async Task DisposeAsync()
@@ -229,6 +242,20 @@ public sealed class RoutingDataPlaneTests : IAsyncLifetime
         Assert.Equal(["retried", "committed"], exchange.Attempts.Select(a => a.Outcome));
         Assert.Equal("failover", exchange.Attempts[1].Stream.DynamicMetadata["extproc"].Fields["route_reason"].StringValue);
         Assert.Empty(UnexpectedErrors(_extProc));
+    }
+
+    [Fact]
+    public async Task Failover_FirstTargetRefusesConnections_SameCallSucceedsOnTheNextTarget()
+    {
+        await using var plane = await StartPlaneAsync(deadCluster: "openai-us");
+        var options = new OpenAIClientOptions { Endpoint = new Uri(plane.BaseUri, "/v1"), RetryPolicy = new ClientRetryPolicy(0) };
+
+        var completion = await new ChatClient("gpt-4o-ha", new ApiKeyCredential(TestTenancy.BetaKey), options).CompleteChatAsync("Hi");
+
+        Assert.Equal("openai-eu", completion.Value.Content[0].Text);
+        var exchange = Assert.Single(await plane.WaitForExchangesAsync(1));
+        Assert.Equal(["retried", "committed"], exchange.Attempts.Select(a => a.Outcome));
+        Assert.Equal("openai-us", exchange.Attempts[0].Cluster);
     }
 
     [Fact]
