@@ -13,6 +13,8 @@ internal sealed class RunResults
 
     public List<StepResult> Http { get; init; } = [];
 
+    public List<OpenStreamsResult> OpenStreams { get; init; } = [];
+
     public List<KeyValuePair<string, string>> Configuration { get; init; } = [];
 
     public List<string> Notes { get; init; } = [];
@@ -31,13 +33,16 @@ internal static class Run
     public const string DataPlaneEchoName = "harness + echo";
     public const string DataPlaneExtProcName = "harness + ExtProc";
     public const string PortkeyName = "Portkey";
+    public const string HttpMix = "chat 200 B over HTTP";
 
     public static async Task<int> RunAsync(Args args)
     {
         var profile = args.String("profile", "short");
         var smoke = profile == "smoke";
         var rates = args.Ints("rates", smoke ? [100, 200] : [250, 500, 1000, 2000]);
-        var step = TimeSpan.FromSeconds(args.Int("step-seconds", smoke ? 2 : 6));
+        var step = TimeSpan.FromSeconds(args.Int("step-seconds", smoke ? 2 : 5));
+        var openStreams = args.Int("open-streams", smoke ? 200 : 1000);
+        var slowDelay = args.Int("slow-provider-ms", 60);
         var wrkSeconds = args.Int("wrk-seconds", smoke ? 2 : 8);
         var wrkConnections = args.Ints("wrk-connections", [1, 16]);
         var httpRates = args.Ints("http-rates", rates);
@@ -89,7 +94,15 @@ internal static class Run
             }
         }
 
-        // 2. End to end: HTTP client → (nothing | harness + processor | Portkey) → mock provider.
+        // 2. Many ext_proc streams open at once: what each costs in memory.
+        foreach (var (name, server) in new[] { (EchoName, echoServer), (ExtProcName, extProcServer) })
+        {
+            var open = await OpenStreams.MeasureAsync(name, new Uri(server.Url!), openStreams, server.RssMb);
+            results.OpenStreams.Add(open);
+            Console.WriteLine($"open streams {name,-8} {open.Opened}/{open.Streams} open: RSS {open.IdleRssMb:0} -> {open.OpenRssMb:0} MB in {open.SecondsToOpen:0.0} s; completed {open.Completed}");
+        }
+
+        // 3. End to end: HTTP client → (nothing | harness + processor | Portkey) → mock provider.
         var body = Payloads.ChatBody(200);
         using var mock = await ChildProcess.ServeAsync("mock", clientCore, "mock", "--port", FreePort().ToString(CultureInfo.InvariantCulture), "--delay-ms", "0");
         using var planeExtProc = await ChildProcess.ServeAsync("harness-extproc", serverCore, "dataplane", "--processor", extProcServer.Url!, "--upstream", mock.Url!);
@@ -149,7 +162,7 @@ internal static class Run
                     foreach (var (name, client, servers) in clients)
                     {
                         // RSS and CPU of the gateway's processes (for direct: the mock's).
-                        var result = OpenLoop.Run(name, "chat 200 B over HTTP", rate, step, client.CallAsync,
+                        var result = OpenLoop.Run(name, HttpMix, rate, step, client.CallAsync,
                             () => servers.Sum(s => s.RssMb()), () => servers.Sum(s => s.CpuMs()));
                         results.Http.Add(result);
                         Print(result);
@@ -161,6 +174,52 @@ internal static class Run
                 foreach (var (_, client, _) in clients)
                 {
                     client.Dispose();
+                }
+            }
+
+            // 4. The same open loop against a provider that takes 60 ms (a realistic first byte): what the
+            //    gateway adds when requests overlap for longer.
+            if (slowDelay > 0)
+            {
+                using var slowMock = await ChildProcess.ServeAsync("mock-slow", clientCore, "mock", "--port", FreePort().ToString(CultureInfo.InvariantCulture), "--delay-ms", slowDelay.ToString(CultureInfo.InvariantCulture));
+                using var slowPlane = await ChildProcess.ServeAsync("harness-extproc-slow", serverCore, "dataplane", "--processor", extProcServer.Url!, "--upstream", slowMock.Url!);
+                var slowMix = $"{HttpMix}, {slowDelay} ms provider";
+                config.Add(new("slow provider", $"open loop again with the mock answering after {slowDelay} ms (its own process; the harness for it too)"));
+                var slowTargets = new List<(string Name, HttpTarget Client, ChildProcess[] Servers)>
+                {
+                    (DirectName, new HttpTarget(new Uri(slowMock.Url + Payloads.ChatPath), body, []), [slowMock]),
+                    (DataPlaneExtProcName, new HttpTarget(new Uri(slowPlane.Url + Payloads.ChatPath), body, []), [slowPlane, extProcServer]),
+                };
+                if (portkeyServer is not null)
+                {
+                    slowTargets.Add((PortkeyName, new HttpTarget(new Uri(portkeyServer.Url + Payloads.ChatPath), body,
+                        [new("x-portkey-provider", "openai"), new("x-portkey-custom-host", slowMock.Url + "/v1")]), [portkeyServer]));
+                }
+
+                try
+                {
+                    foreach (var (name, client, _) in slowTargets)
+                    {
+                        OpenLoop.Run(name, slowMix, 100, TimeSpan.FromSeconds(2), client.CallAsync);
+                    }
+
+                    foreach (var rate in httpRates)
+                    {
+                        foreach (var (name, client, servers) in slowTargets)
+                        {
+                            var result = OpenLoop.Run(name, slowMix, rate, step, client.CallAsync,
+                                () => servers.Sum(s => s.RssMb()), () => servers.Sum(s => s.CpuMs()));
+                            results.Http.Add(result);
+                            Print(result);
+                        }
+                    }
+                }
+                finally
+                {
+                    foreach (var (_, client, _) in slowTargets)
+                    {
+                        client.Dispose();
+                    }
                 }
             }
         }

@@ -47,6 +47,11 @@ internal static class Servers
 
     private static async Task ServeExtProcAsync(int port, int adminPort)
     {
+        // The full pipeline: the bench key resolves to a tenant, and the chat model is routed (two weighted
+        // targets, model rewritten, credential swapped) as a production config would have it.
+        var config = Path.Combine(Path.GetTempPath(), $"extproc-loadgen-{Environment.ProcessId}.yaml");
+        await File.WriteAllTextAsync(config, Payloads.ExtProcConfig());
+        Environment.SetEnvironmentVariable(Payloads.ProviderKeyVariable, "sk-loadgen-provider-secret");
         var app = ExtProcApplication.Build([], builder =>
         {
             builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
@@ -55,6 +60,7 @@ internal static class Servers
                 ["ExtProc:Admin:Port"] = adminPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["ExtProc:Drain:Delay"] = "00:00:00",
                 ["ExtProc:Drain:Timeout"] = "00:00:01",
+                ["ExtProc:ConfigPath"] = config,
             });
 
             // Production logging minus per-request information lines (none are expected at Warning).

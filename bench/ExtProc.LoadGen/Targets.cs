@@ -50,31 +50,58 @@ internal sealed class ExtProcTarget : IDisposable
     }
 #pragma warning restore CS1998
 
-    /// <summary>The provider behind the router: reads the request, answers the canned completion.</summary>
-    private sealed class CannedProvider : IUpstream
+    /// <summary>The provider behind the router: reads the request, answers as the mix asks (JSON, SSE or JSON-RPC).</summary>
+    internal sealed class CannedProvider : IUpstream
     {
-        private static readonly string Length = Payloads.Completion.Length.ToString(CultureInfo.InvariantCulture);
+        private static readonly string CompletionLength = Payloads.Completion.Length.ToString(CultureInfo.InvariantCulture);
+        private static readonly string McpLength = Payloads.McpResult.Length.ToString(CultureInfo.InvariantCulture);
+        private static readonly byte[][] Chunks = [.. Enumerable.Range(0, Payloads.SseEvents).Select(Payloads.SseChunk)];
 
         public async Task<UpstreamResponse> SendAsync(UpstreamRequest request, CancellationToken cancellationToken)
         {
+            var streaming = false;
             if (!request.EndStreamOnHeaders)
             {
-                await foreach (var _ in request.Body.WithCancellation(cancellationToken).ConfigureAwait(false))
+                await foreach (var frame in request.Body.WithCancellation(cancellationToken).ConfigureAwait(false))
                 {
+                    streaming |= frame is DataFrame data && data.Data.Span.IndexOf("\"stream\":true"u8) >= 0;
                 }
             }
 
-            return new UpstreamResponse
+            if (request.Headers.Get(":path") == Payloads.McpPath)
             {
-                Headers = new HttpHeaderList().Add(":status", "200").Add("content-type", "application/json").Add("content-length", Length),
-                Body = Completion(),
-            };
+                return new UpstreamResponse
+                {
+                    Headers = new HttpHeaderList().Add(":status", "200").Add("content-type", "application/json").Add("content-length", McpLength),
+                    Body = One(Payloads.McpResult),
+                };
+            }
+
+            return streaming
+                ? new UpstreamResponse
+                {
+                    Headers = new HttpHeaderList().Add(":status", "200").Add("content-type", "text/event-stream").Add("cache-control", "no-cache"),
+                    Body = Stream(),
+                }
+                : new UpstreamResponse
+                {
+                    Headers = new HttpHeaderList().Add(":status", "200").Add("content-type", "application/json").Add("content-length", CompletionLength),
+                    Body = One(Payloads.Completion),
+                };
         }
 
 #pragma warning disable CS1998
-        private static async IAsyncEnumerable<HttpFrame> Completion()
+        private static async IAsyncEnumerable<HttpFrame> One(byte[] body)
         {
-            yield return new DataFrame(Payloads.Completion, EndStream: true);
+            yield return new DataFrame(body, EndStream: true);
+        }
+
+        private static async IAsyncEnumerable<HttpFrame> Stream()
+        {
+            for (var i = 0; i < Chunks.Length; i++)
+            {
+                yield return new DataFrame(Chunks[i], EndStream: i == Chunks.Length - 1);
+            }
         }
 #pragma warning restore CS1998
     }
@@ -109,7 +136,7 @@ internal sealed class HttpTarget : IDisposable
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, _url) { Content = new ByteArrayContent(_body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        request.Headers.TryAddWithoutValidation("authorization", "Bearer sk-bench-0000000000000000000000000000000000000000");
+        request.Headers.TryAddWithoutValidation("authorization", "Bearer " + Payloads.BenchKey);
         foreach (var (key, value) in _headers)
         {
             request.Headers.TryAddWithoutValidation(key, value);

@@ -58,7 +58,7 @@ internal static partial class Wrk
         lua.Append("wrk.method = \"POST\"\n");
         lua.Append("wrk.body = [==[").Append(Encoding.UTF8.GetString(body)).Append("]==]\n");
         lua.Append("wrk.headers[\"Content-Type\"] = \"application/json\"\n");
-        lua.Append("wrk.headers[\"Authorization\"] = \"Bearer sk-bench-0000000000000000000000000000000000000000\"\n");
+        lua.Append("wrk.headers[\"Authorization\"] = \"Bearer " + Payloads.BenchKey + "\"\n");
         foreach (var (key, value) in headers)
         {
             lua.Append(CultureInfo.InvariantCulture, $"wrk.headers[\"{key}\"] = \"{value}\"\n");
