@@ -94,6 +94,13 @@ internal static class Run
             }
         }
 
+        if (args.Has("ext-proc-only"))
+        {
+            // For profiling and quick A/B runs: the ext_proc hop only.
+            Report.Write(results, output);
+            return 0;
+        }
+
         // 2. Many ext_proc streams open at once: what each costs in memory.
         foreach (var (name, server) in new[] { (EchoName, echoServer), (ExtProcName, extProcServer) })
         {
