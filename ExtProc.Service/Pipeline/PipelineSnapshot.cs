@@ -3,8 +3,10 @@ using ExtProc.Observability;
 using ExtProc.Stages.Auth;
 using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
+using ExtProc.Stages.Limits;
 using ExtProc.Stages.Parse;
 using ExtProc.Stages.Policy;
+using ExtProc.Storage;
 using ExtProc.Tenancy;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -68,6 +70,14 @@ internal sealed class PipelineSnapshot
         {
             // 5. The tenant policy (narrowed by the key scope), before any body goes upstream.
             stages.Add(new TenantPolicyStage(services.LoggerFactory.CreateLogger("ExtProc.Stages.Policy"), services.Metrics));
+
+            // 6. Limits after policy (a refused model costs nothing) and before cache and routing (a cache hit
+            //    then releases its reservation; routing needs an admitted request).
+            if (tenancy.Config.Limits.Rules.Count > 0)
+            {
+                var limits = tenancy.Config.Limits;
+                stages.Add(new LimitsStage(limits, services.LimitStores.Get(limits.Redis), services.LimitStores.Metrics, services.Time));
+            }
         }
 
         return new PipelineSnapshot(new StageRunner([.. stages]), options, tenancy);
@@ -77,6 +87,9 @@ internal sealed class PipelineSnapshot
 /// <summary>Process-wide services stages are built with.</summary>
 internal sealed record PipelineServices(TimeProvider Time, ILoggerFactory LoggerFactory, ExtProcMetrics Metrics)
 {
+    /// <summary>Limit stores (and their Redis connections), kept across reloads.</summary>
+    public LimitStoreRegistry LimitStores { get; init; } = new(Time, new LimitMetrics());
+
     public static readonly PipelineServices Null = new(TimeProvider.System, NullLoggerFactory.Instance, new ExtProcMetrics());
 }
 

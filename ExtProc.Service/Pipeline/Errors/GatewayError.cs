@@ -26,4 +26,10 @@ internal sealed record GatewayError(int Status, string Code)
     public static readonly GatewayError ModelNotAllowed = new(403, "model_not_allowed");
     public static readonly GatewayError AuthUnavailable = new(503, "auth_unavailable");
 
+    // Limits and budgets (faults.md §8.4).
+    public static readonly GatewayError RateLimited = new(429, "rate_limited");
+    public static readonly GatewayError BudgetExhausted = new(429, "budget_exhausted");
+    public static readonly GatewayError LimitsUnavailable = new(503, "limits_unavailable");
+    public static readonly GatewayError ModelNotPriced = new(403, "model_not_priced");
+
 }

@@ -7,7 +7,11 @@ namespace ExtProc.Tenancy.Config;
 internal sealed record TenancyConfig(
     int Version,
     IReadOnlyList<TenantConfig> Tenants,
-    IdentityConfig Identity);
+    IdentityConfig Identity)
+{
+    /// <summary>The <c>limits:</c> section (rules, prices, shared store); none when absent.</summary>
+    public LimitsConfig Limits { get; init; } = LimitsConfig.None;
+}
 
 internal sealed record TenantConfig(
     string Id,

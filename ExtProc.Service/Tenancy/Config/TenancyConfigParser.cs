@@ -51,9 +51,10 @@ internal static class TenancyConfigParser
         }
 
         var identity = ReadIdentity(root.Map("identity"), errors, tenantIds);
+        var limits = LimitsConfigParser.Read(root.Map("limits"), errors, tenants);
         root.Finish();
         CheckKeysUnique(tenants, errors);
-        return errors.Count == 0 ? new TenancyConfig(version ?? CurrentVersion, tenants, identity) : null;
+        return errors.Count == 0 ? new TenancyConfig(version ?? CurrentVersion, tenants, identity) { Limits = limits } : null;
     }
 
     /// <summary>Tenant ids end up in a request header and in metrics: a short, safe alphabet only.</summary>
