@@ -37,7 +37,13 @@ internal static class LimitsConfigParser
             node.Finish();
         }
 
-        CheckReferences(tenants, rules, errors);
+        // Without a limits section nothing is enforced and names stay unchecked (configs written before
+        // limits existed keep loading); with one, every name a tenant or key uses must be defined.
+        if (node is not null)
+        {
+            CheckReferences(tenants, rules, errors);
+        }
+
         return new LimitsConfig(rules, prices, timeZone, defaultMaxOutput, redis);
     }
 
