@@ -20,6 +20,15 @@ if [ ! -f "$node_dir/node_modules/@grpc/grpc-js-xds/package.json" ] \
 fi
 export EXTPROC_ENVOY_API_DIR="$node_dir/node_modules/@grpc/grpc-js-xds/deps"
 
+# A real redis-server for the limit, cache and session tests (Debian's package; never skipped).
+if ! command -v redis-server >/dev/null 2>&1; then
+  as_root=""
+  if [ "$(id -u)" -ne 0 ]; then as_root="sudo"; fi
+  $as_root apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq redis-server >/dev/null
+  command -v redis-server >/dev/null 2>&1 || { echo "redis-server could not be installed" >&2; exit 1; }
+fi
+
 dotnet restore ExtProc.sln
 dotnet build ExtProc.sln --no-restore -c Release -warnaserror
 dotnet format ExtProc.sln --verify-no-changes --no-restore

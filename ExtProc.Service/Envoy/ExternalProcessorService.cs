@@ -96,5 +96,9 @@ internal sealed class ExternalProcessorService : ExternalProcessor.ExternalProce
             ProcessorLog.StreamFailed(_logger, nameof(StatusCode.Internal), ex);
             throw new RpcException(new Status(StatusCode.Internal, "ExtProc failed while processing the stream."));
         }
+        finally
+        {
+            await processor.EndAsync().ConfigureAwait(false);
+        }
     }
 }

@@ -657,6 +657,16 @@ internal sealed class StreamProcessor : IDisposable
             fields.Fields["attempt"] = Value.ForNumber(decision.Attempt);
         }
 
+        if (decision.Usage is { } usage)
+        {
+            fields.Fields["input_tokens"] = Value.ForNumber(usage.Input);
+            fields.Fields["cached_input_tokens"] = Value.ForNumber(usage.CachedInput);
+            fields.Fields["cache_write_tokens"] = Value.ForNumber(usage.CacheWrite);
+            fields.Fields["output_tokens"] = Value.ForNumber(usage.Output);
+            fields.Fields["reasoning_tokens"] = Value.ForNumber(usage.Reasoning);
+            fields.Fields["cost_usd"] = Value.ForNumber((double)decision.CostUsd);
+        }
+
         var metadata = new Struct();
         metadata.Fields[_snapshot.Options.Envoy.MetadataNamespace] = Value.ForStruct(fields);
         return metadata;
@@ -745,6 +755,9 @@ internal sealed class StreamProcessor : IDisposable
 
     private static ProtocolViolationException Violation(string what) =>
         new(StatusCode.FailedPrecondition, "Out-of-order ext_proc message: " + what + ".");
+
+    /// <summary>Runs the stages' end-of-stream work (releasing reservations); called once, however the stream ended.</summary>
+    public ValueTask EndAsync() => _context is { } context ? _snapshot.Runner.EndAsync(context, _logger) : default;
 
     public void Dispose() => _context?.Dispose();
 

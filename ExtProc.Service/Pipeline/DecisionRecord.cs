@@ -114,6 +114,18 @@ internal sealed class DecisionRecord
         }
     }
 
+    /// <summary>Settled usage and its cost (dynamic metadata <c>input_tokens</c>, <c>output_tokens</c>, ... <c>cost_usd</c>).</summary>
+    public Stages.Limits.TokenUsage? Usage { get; private set; }
+
+    public decimal CostUsd { get; private set; }
+
+    public void SetUsage(Stages.Limits.TokenUsage usage, decimal costUsd)
+    {
+        Usage = usage;
+        CostUsd = costUsd;
+        Dirty = true;
+    }
+
     internal void MarkSent() => Dirty = false;
 
     private void UpdateText(ref string? field, string? value)

@@ -4,9 +4,11 @@ using ExtProc.Routing;
 using ExtProc.Stages.Auth;
 using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
+using ExtProc.Stages.Limits;
 using ExtProc.Stages.Parse;
 using ExtProc.Stages.Policy;
 using ExtProc.Stages.Route;
+using ExtProc.Storage;
 using ExtProc.Tenancy;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -70,9 +72,18 @@ internal sealed class PipelineSnapshot
         {
             // 5. The tenant policy (narrowed by the key scope), before any body goes upstream.
             stages.Add(new TenantPolicyStage(services.LoggerFactory.CreateLogger("ExtProc.Stages.Policy"), services.Metrics));
+
+            // 6. Limits after policy (a refused model costs nothing) and before cache and routing (a cache hit
+            //    then releases its reservation; routing needs an admitted request).
+            if (tenancy.Config.Limits.Rules.Count > 0)
+            {
+                var limits = tenancy.Config.Limits;
+                stages.Add(new LimitsStage(limits, services.LimitStores.Get(limits.Redis), services.LimitStores.Metrics, services.Time));
+            }
+
             if (tenancy.Routing.Enabled)
             {
-                // 6. The upstream, chosen once the request is known to be allowed and read: the route-level
+                // 7. The upstream, chosen once the request is allowed, read and admitted: the route-level
                 //    decision downstream, the per-attempt rewrite when ExtProc also runs as the upstream filter.
                 stages.Add(new RoutingStage(tenancy.Routing, services.Health, Random.Shared));
                 stages.Add(new AttemptStage(tenancy.Routing, services.Health));
@@ -88,6 +99,9 @@ internal sealed record PipelineServices(TimeProvider Time, ILoggerFactory Logger
 {
     /// <summary>Passive health of routing targets: process-wide, so it outlives config reloads.</summary>
     public PassiveHealth Health { get; } = new(Time);
+
+    /// <summary>Limit stores (and their Redis connections), kept across reloads.</summary>
+    public LimitStoreRegistry LimitStores { get; init; } = new(Time, new LimitMetrics());
 
     public static readonly PipelineServices Null = new(TimeProvider.System, NullLoggerFactory.Instance, new ExtProcMetrics());
 }

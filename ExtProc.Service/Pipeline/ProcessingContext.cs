@@ -76,6 +76,9 @@ internal sealed class ProcessingContext : IDisposable
 
     public ProcessingPhase Phase { get; internal set; }
 
+    /// <summary>What the limits stage reserved for this request, until it is settled.</summary>
+    public Stages.Limits.LimitLease? Limits { get; set; }
+
     /// <summary>The mode the client asked for the response body, e.g. STREAMED for an SSE response.</summary>
     public ResponseBodyHandling ResponseBodyHandling { get; set; }
 

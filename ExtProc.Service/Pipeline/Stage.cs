@@ -22,4 +22,10 @@ internal abstract class Stage
     public virtual ValueTask<StageResult> OnResponseBodyAsync(ProcessingContext context) => StageResult.ContinueTask;
 
     public virtual ValueTask<StageResult> OnResponseTrailersAsync(ProcessingContext context) => StageResult.ContinueTask;
+
+    /// <summary>
+    /// The ext_proc stream is over, however it ended (complete, immediate response, reset, cancel): the
+    /// place to release what a request held. Runs once per stream, for every stage, after the last phase.
+    /// </summary>
+    public virtual ValueTask OnStreamEndAsync(ProcessingContext context) => default;
 }

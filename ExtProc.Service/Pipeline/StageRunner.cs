@@ -56,6 +56,22 @@ internal sealed class StageRunner
         }
     }
 
+    /// <summary>Tells every stage the stream ended; one stage failing does not skip the others.</summary>
+    public async ValueTask EndAsync(ProcessingContext context, ILogger logger)
+    {
+        foreach (var stage in _stages)
+        {
+            try
+            {
+                await stage.OnStreamEndAsync(context).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                Observability.ProcessorLog.PhaseFailed(logger, "StreamEnd", ex);
+            }
+        }
+    }
+
     private static ValueTask<StageResult> InvokeAsync(Stage stage, ProcessingPhase phase, ProcessingContext context) => phase switch
     {
         ProcessingPhase.RequestHeaders => stage.OnRequestHeadersAsync(context),

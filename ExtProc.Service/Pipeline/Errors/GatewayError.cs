@@ -35,4 +35,11 @@ internal sealed record GatewayError(int Status, string Code)
     public static readonly GatewayError ProviderNotConfigured = new(503, "provider_not_configured");
     public static readonly GatewayError TargetSkipped = new(503, "target_skipped");
     public static readonly GatewayError TargetsCoolingDown = new(503, "targets_cooling_down");
+
+    // Limits and budgets (faults.md §8.4).
+    public static readonly GatewayError RateLimited = new(429, "rate_limited");
+    public static readonly GatewayError BudgetExhausted = new(429, "budget_exhausted");
+    public static readonly GatewayError LimitsUnavailable = new(503, "limits_unavailable");
+    public static readonly GatewayError ModelNotPriced = new(403, "model_not_priced");
+
 }

@@ -13,6 +13,9 @@ internal sealed record TenancyConfig(
 {
     /// <summary>Providers, public models and routing settings; empty when the file selects no upstream.</summary>
     public RoutingConfig Routing { get; init; } = RoutingConfig.Empty;
+
+    /// <summary>The <c>limits:</c> section (rules, prices, shared store); none when absent.</summary>
+    public LimitsConfig Limits { get; init; } = LimitsConfig.None;
 }
 
 internal sealed record TenantConfig(

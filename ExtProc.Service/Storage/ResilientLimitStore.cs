@@ -1,0 +1,231 @@
+using System.Collections.Concurrent;
+using ExtProc.Observability;
+using ExtProc.Storage.InProcess;
+using ExtProc.Storage.Redis;
+using StackExchange.Redis;
+
+namespace ExtProc.Storage;
+
+/// <summary>
+/// The shared store as the stage sees it: every Redis call is raced against a hard budget
+/// (<c>WaitAsync</c>, because StackExchange.Redis checks its own timeouts only on a 1 s heartbeat,
+/// faults.md §0.4) and never retried (a timed-out script may still run, §0.5). When Redis fails or
+/// overruns: counters that fail closed refuse; the others are decided by a local limiter at
+/// limit / replicas. Settlements that cannot reach Redis wait in a bounded buffer and are replayed,
+/// oldest first, after the next call that succeeds; when the buffer is full the oldest is dropped and counted.
+/// </summary>
+internal sealed class ResilientLimitStore : ILimitStore, IDisposable
+{
+    private readonly RedisLimitStore? _shared;
+    private readonly InProcessLimitStore _local;
+    private readonly IConnectionMultiplexer? _connection;
+    private readonly TimeSpan _budget;
+    private readonly int _bufferCapacity;
+    private readonly LimitMetrics _metrics;
+    private readonly ConcurrentDictionary<string, byte> _localReservations = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<(string Id, long[] Actual)> _pending = new();
+    private int _pendingCount;
+    private int _replaying;
+
+    public ResilientLimitStore(IConnectionMultiplexer? connection, TimeSpan budget, int replicas, int bufferCapacity, TimeProvider time, LimitMetrics metrics)
+    {
+        _connection = connection;
+        _shared = connection is null ? null : new RedisLimitStore(connection);
+        _local = new InProcessLimitStore(time, replicas);
+        _budget = budget;
+        _bufferCapacity = bufferCapacity;
+        _metrics = metrics;
+    }
+
+    /// <summary>Settlements waiting for Redis (tests, metrics).</summary>
+    public int PendingSettlements => Volatile.Read(ref _pendingCount);
+
+    /// <summary>Settlements dropped because the buffer was full.</summary>
+    public long DroppedSettlements { get; private set; }
+
+    public async ValueTask<AdmissionResult> ReserveAsync(AdmissionRequest request)
+    {
+        if (_shared is not null)
+        {
+            try
+            {
+                var result = await _shared.ReserveAsync(request).AsTask().WaitAsync(_budget).ConfigureAwait(false);
+                ReplayInBackground();
+                return result;
+            }
+            catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+            {
+                _metrics.StoreFailure("reserve");
+            }
+        }
+
+        foreach (var counter in request.Counters)
+        {
+            if (counter.FailClosed && _shared is not null)
+            {
+                return new AdmissionResult(request.Counters.Length) { Unavailable = true, FailedIndex = -1 };
+            }
+        }
+
+        var local = await _local.ReserveAsync(request).ConfigureAwait(false);
+        local.Degraded = _shared is not null;
+        if (local.Admitted)
+        {
+            _localReservations.TryAdd(request.ReservationId, 0);
+        }
+
+        return local;
+    }
+
+    public async ValueTask SettleAsync(string reservationId, long[] actual)
+    {
+        if (_shared is null || _localReservations.TryRemove(reservationId, out _))
+        {
+            await _local.SettleAsync(reservationId, actual).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await _shared.SettleAsync(reservationId, actual).AsTask().WaitAsync(_budget).ConfigureAwait(false);
+            _metrics.Settlement("applied");
+            ReplayInBackground();
+        }
+        catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+        {
+            // The script may still run later: replaying it is harmless (the record is gone once applied).
+            _metrics.StoreFailure("settle");
+            Buffer(reservationId, actual);
+        }
+    }
+
+    /// <summary>Replays buffered settlements now (tests call it to wait for recovery deterministically).</summary>
+    internal async Task<int> ReplayAsync()
+    {
+        var replayed = 0;
+        while (_shared is not null && _pending.TryPeek(out var item))
+        {
+            try
+            {
+                await _shared.SettleAsync(item.Id, item.Actual).AsTask().WaitAsync(_budget).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+            {
+                return replayed;
+            }
+
+            if (_pending.TryDequeue(out _))
+            {
+                Interlocked.Decrement(ref _pendingCount);
+                _metrics.Buffered(-1);
+                _metrics.Settlement("replayed");
+                replayed++;
+            }
+        }
+
+        return replayed;
+    }
+
+    public void Dispose() => _connection?.Dispose();
+
+    private void Buffer(string reservationId, long[] actual)
+    {
+        _pending.Enqueue((reservationId, actual));
+        _metrics.Settlement("buffered");
+        _metrics.Buffered(1);
+        if (Interlocked.Increment(ref _pendingCount) > _bufferCapacity && _pending.TryDequeue(out _))
+        {
+            Interlocked.Decrement(ref _pendingCount);
+            _metrics.Buffered(-1);
+            _metrics.Settlement("dropped");
+            DroppedSettlements++;
+        }
+    }
+
+    private void ReplayInBackground()
+    {
+        if (Volatile.Read(ref _pendingCount) == 0 || Interlocked.Exchange(ref _replaying, 1) == 1)
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await ReplayAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                Volatile.Write(ref _replaying, 0);
+            }
+        });
+    }
+
+    /// <summary>
+    /// A connection that never blocks a request: it does not abort when Redis is down at start, fails
+    /// commands fast while disconnected instead of queueing them, and keeps reconnecting in the background.
+    /// </summary>
+    public static IConnectionMultiplexer Connect(string endpoint, TimeSpan budget)
+    {
+        var options = ConfigurationOptions.Parse(endpoint);
+        options.AbortOnConnectFail = false;
+        options.BacklogPolicy = BacklogPolicy.FailFast;
+        options.ConnectTimeout = (int)Math.Max(100, budget.TotalMilliseconds * 4);
+        options.SyncTimeout = (int)Math.Max(100, budget.TotalMilliseconds * 4);
+        options.AsyncTimeout = (int)Math.Max(100, budget.TotalMilliseconds * 4);
+        options.ConnectRetry = 1;
+        options.ReconnectRetryPolicy = new LinearRetry(250);
+        options.ClientName = "extproc";
+        return ConnectionMultiplexer.Connect(options);
+    }
+}
+
+/// <summary>
+/// One limit store per process and store settings, kept across config reloads so counters, buffered
+/// settlements and the Redis connection survive a reload.
+/// </summary>
+internal sealed class LimitStoreRegistry : IDisposable
+{
+    private readonly TimeProvider _time;
+    private readonly Dictionary<string, ResilientLimitStore> _stores = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+
+    public LimitStoreRegistry(TimeProvider time, LimitMetrics metrics)
+    {
+        _time = time;
+        Metrics = metrics;
+    }
+
+    public LimitMetrics Metrics { get; }
+
+    public ResilientLimitStore Get(Tenancy.Config.RedisLimitsConfig? redis)
+    {
+        var id = redis is null ? "local" : $"{redis.Endpoint}|{redis.CallBudget.Ticks}|{redis.Replicas}|{redis.SettlementBuffer}";
+        lock (_lock)
+        {
+            if (!_stores.TryGetValue(id, out var store))
+            {
+                store = redis is null
+                    ? new ResilientLimitStore(null, TimeSpan.Zero, 1, 0, _time, Metrics)
+                    : new ResilientLimitStore(ResilientLimitStore.Connect(redis.Endpoint, redis.CallBudget), redis.CallBudget, redis.Replicas, redis.SettlementBuffer, _time, Metrics);
+                _stores[id] = store;
+            }
+
+            return store;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            foreach (var store in _stores.Values)
+            {
+                store.Dispose();
+            }
+
+            _stores.Clear();
+        }
+    }
+}
