@@ -3,6 +3,7 @@ using ExtProc.Observability;
 using ExtProc.Stages.Auth;
 using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
+using ExtProc.Stages.Mcp;
 using ExtProc.Stages.Parse;
 using ExtProc.Stages.Policy;
 using ExtProc.Tenancy;
@@ -68,6 +69,10 @@ internal sealed class PipelineSnapshot
         {
             // 5. The tenant policy (narrowed by the key scope), before any body goes upstream.
             stages.Add(new TenantPolicyStage(services.LoggerFactory.CreateLogger("ExtProc.Stages.Policy"), services.Metrics));
+
+            // 6. MCP governance after the tenant policy it applies: sessions are checked by their headers
+            // before any body is read, tools and methods before the body goes on, lists before they return.
+            stages.Add(new McpGovernanceStage(services.Mcp, options.Protocols.MaxJsonDepth, services.LoggerFactory.CreateLogger("ExtProc.Stages.Mcp"), services.Metrics));
         }
 
         return new PipelineSnapshot(new StageRunner([.. stages]), options, tenancy);
@@ -77,6 +82,9 @@ internal sealed class PipelineSnapshot
 /// <summary>Process-wide services stages are built with.</summary>
 internal sealed record PipelineServices(TimeProvider Time, ILoggerFactory LoggerFactory, ExtProcMetrics Metrics)
 {
+    /// <summary>MCP sessions, in-flight requests and tool catalogs: kept across config reloads.</summary>
+    public Stages.Mcp.McpGovernanceState Mcp { get; init; } = new(Time);
+
     public static readonly PipelineServices Null = new(TimeProvider.System, NullLoggerFactory.Instance, new ExtProcMetrics());
 }
 

@@ -1,0 +1,29 @@
+namespace ExtProc.Tenancy.Config;
+
+/// <summary>
+/// The MCP settings of a tenant policy (or key scope) beyond its tool and method lists. Null means "not
+/// restricted by this level", as for the lists.
+/// </summary>
+/// <param name="DestructiveTools">
+/// When set, a tool the server marks destructive (or whose annotations are not known yet) may be called only
+/// if it matches one of these globs; tools known read-only or non-destructive need no entry.
+/// </param>
+/// <param name="MaxArgumentBytes">Largest <c>params.arguments</c> of a tools/call, in bytes of JSON.</param>
+/// <param name="ToolChanges">What to do when a tool's definition differs from the one first listed.</param>
+internal sealed record McpPolicyConfig(
+    IReadOnlyList<string>? DestructiveTools,
+    int? MaxArgumentBytes,
+    McpToolChangeAction? ToolChanges)
+{
+    public static readonly McpPolicyConfig None = new(null, null, null);
+}
+
+/// <summary>The answer to a tool whose definition changed between two lists (a "rug pull").</summary>
+internal enum McpToolChangeAction
+{
+    /// <summary>Log a warning and go on with the new definition.</summary>
+    Log,
+
+    /// <summary>Hide the changed tool from lists and refuse calls to it until the config is reloaded.</summary>
+    Block,
+}
