@@ -26,7 +26,7 @@ internal sealed class McpGovernanceStage : Stage
     // Lifecycle and flow control every session needs, whatever the method list says.
     private static readonly string[] AlwaysAllowed =
     [
-        "initialize", "ping", "notifications/initialized", "notifications/cancelled", "notifications/progress",
+        "initialize", "server/discover", "ping", "notifications/initialized", "notifications/cancelled", "notifications/progress",
         "notifications/roots/list_changed",
     ];
 
