@@ -113,7 +113,8 @@ internal sealed class SseDataRewriter : IStreamedBodyRewriter, IDisposable
             hasData = true;
         }
 
-        var replaced = hasData ? _transform.Transform(joined.WrittenSpan) : null;
+        // An empty data field (the 2025-11-25 priming event) carries no message.
+        var replaced = joined.WrittenCount > 0 ? _transform.Transform(joined.WrittenSpan) : null;
         if (replaced is null)
         {
             _output.Write(raw);

@@ -203,7 +203,7 @@ internal sealed class McpGovernanceStage : Stage
             return UpstreamAsync(context, "The MCP server's tool list is larger than the gateway can check.");
         }
 
-        var output = new ArrayBufferWriter<byte>(context.ResponseBody.Length);
+        var output = new ArrayBufferWriter<byte>(Math.Max(context.ResponseBody.Length, 256));
         var filter = new ToolListPolicy(this, identity, exchange.Server);
         switch (ToolListFilter.Filter(context.ResponseBody.Content.Span, filter, output))
         {
@@ -519,7 +519,7 @@ internal sealed class McpGovernanceStage : Stage
 
         public byte[]? Transform(ReadOnlySpan<byte> data)
         {
-            var output = new ArrayBufferWriter<byte>(data.Length);
+            var output = new ArrayBufferWriter<byte>(Math.Max(data.Length, 256));
             switch (ToolListFilter.Filter(data, _policy, output))
             {
                 case ToolListOutcome.Filtered:
