@@ -29,4 +29,5 @@ internal static class EventIds
     public const int McpForeignSession = 3202;
     public const int McpToolChanged = 3203;
     public const int McpListUnreadable = 3204;
+    public const int LlmToolCallFlagged = 3205;
 }

@@ -18,6 +18,10 @@ internal static partial class McpLog
         Message = "MCP tool {Tool} of server {Server} changed its definition since it was first listed to tenant {Tenant}; blocked: {Blocked}.")]
     public static partial void ToolChanged(ILogger logger, string tool, string server, string tenant, bool blocked);
 
+    [LoggerMessage(EventId = EventIds.LlmToolCallFlagged, EventName = "LlmToolCallFlagged", Level = LogLevel.Warning,
+        Message = "Request {RequestId} of tenant {Tenant}: the model called tool {Tool}, which the tenant may not use.")]
+    public static partial void ToolCallFlagged(ILogger logger, string requestId, string tenant, string tool);
+
     [LoggerMessage(EventId = EventIds.McpListUnreadable, EventName = "McpListUnreadable", Level = LogLevel.Warning,
         Message = "MCP request {RequestId}: the tool list from the server could not be checked ({Reason}); it was not passed on.")]
     public static partial void ListUnreadable(ILogger logger, string requestId, string reason);

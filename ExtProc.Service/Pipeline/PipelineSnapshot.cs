@@ -70,7 +70,10 @@ internal sealed class PipelineSnapshot
             // 5. The tenant policy (narrowed by the key scope), before any body goes upstream.
             stages.Add(new TenantPolicyStage(services.LoggerFactory.CreateLogger("ExtProc.Stages.Policy"), services.Metrics));
 
-            // 6. MCP governance after the tenant policy it applies: sessions are checked by their headers
+            // 6. The tool allowlist on LLM traffic, right after the policy that owns it (one list for LLM and MCP).
+            stages.Add(new LlmToolPolicyStage(services.LoggerFactory.CreateLogger("ExtProc.Stages.Policy"), services.Metrics));
+
+            // 7. MCP governance after the tenant policy it applies: sessions are checked by their headers
             // before any body is read, tools and methods before the body goes on, lists before they return.
             stages.Add(new McpGovernanceStage(services.Mcp, options.Protocols.MaxJsonDepth, services.LoggerFactory.CreateLogger("ExtProc.Stages.Mcp"), services.Metrics));
         }

@@ -154,6 +154,15 @@ internal sealed class EffectivePolicy
     public bool BlocksChangedMcpTools =>
         _tenant.Mcp.ToolChanges == McpToolChangeAction.Block || _scope?.Mcp.ToolChanges == McpToolChangeAction.Block;
 
+    /// <summary>True when some tool name is not allowed: LLM tool declarations and calls are then checked.</summary>
+    public bool RestrictsTools => _tenant.McpTools is not null || _scope?.McpTools is not null;
+
+    /// <summary>Strip rather than refuse disallowed LLM tools only when neither level asks to refuse.</summary>
+    public bool StripsLlmTools => (_tenant.Mcp.LlmTools ?? _scope?.Mcp.LlmTools) == LlmToolAction.Strip
+        && _tenant.Mcp.LlmTools != LlmToolAction.Refuse && _scope?.Mcp.LlmTools != LlmToolAction.Refuse;
+
+    public bool BlocksLlmToolCalls => _tenant.Mcp.LlmToolCalls == LlmToolCallAction.Block || _scope?.Mcp.LlmToolCalls == LlmToolCallAction.Block;
+
     /// <summary>True when tool lists must be read: some tool is hidden, or definitions are pinned.</summary>
     public bool FiltersMcpTools => _tenant.McpTools is not null || _scope?.McpTools is not null || ChecksDestructiveMcpTools
         || _tenant.Mcp.ToolChanges is not null || _scope?.Mcp.ToolChanges is not null;

@@ -34,9 +34,32 @@ internal static class McpPolicyConfigParser
             }
         }
 
-        return destructive is null && maxArguments is null && changes is null
+        var llmTools = Choice(mcp, "llmTools", errors, ("refuse", LlmToolAction.Refuse), ("strip", LlmToolAction.Strip));
+        var llmToolCalls = Choice(mcp, "llmToolCalls", errors, ("flag", LlmToolCallAction.Flag), ("block", LlmToolCallAction.Block));
+        return destructive is null && maxArguments is null && changes is null && llmTools is null && llmToolCalls is null
             ? McpPolicyConfig.None
-            : new McpPolicyConfig(destructive, maxArguments, changes);
+            : new McpPolicyConfig(destructive, maxArguments, changes, llmTools, llmToolCalls);
+    }
+
+    private static T? Choice<T>(MapReader map, string name, ConfigErrors errors, params (string Text, T Value)[] choices)
+        where T : struct, Enum
+    {
+        var text = map.String(name);
+        if (text is null)
+        {
+            return null;
+        }
+
+        foreach (var (choice, value) in choices)
+        {
+            if (string.Equals(choice, text, StringComparison.Ordinal))
+            {
+                return value;
+            }
+        }
+
+        errors.Add(map.PathOf(name), map.Node, "must be '" + choices[0].Text + "' or '" + choices[1].Text + "'");
+        return null;
     }
 
     private static bool IsPrintable(string value)
