@@ -248,6 +248,15 @@ internal sealed class StreamProcessor : IDisposable
             return;
         }
 
+        if (!direction.IsRequest && direction.Mode == BodySendMode.Streamed && !collecting && _context!.ResponseRewriter is { } rewriter)
+        {
+            // Each chunk is answered at once, replaced by what the rewriter lets through so far.
+            await WriteAsync(rewriter.TryRewrite(chunk, message.EndOfStream, out var replacement)
+                ? ReplacedChunkReply(replacement)
+                : ResponseBodyContinue).ConfigureAwait(false);
+            return;
+        }
+
         if (collecting)
         {
             body.Append(chunk);
@@ -722,6 +731,14 @@ internal sealed class StreamProcessor : IDisposable
             }
         }
     }
+
+    private static ProcessingResponse ReplacedChunkReply(ReadOnlyMemory<byte> body) => new()
+    {
+        ResponseBody = new BodyResponse
+        {
+            Response = new CommonResponse { BodyMutation = new BodyMutation { Body = ByteString.CopyFrom(body.Span) } },
+        },
+    };
 
     private static ProcessingResponse StreamedBodyReply(Direction direction, ReadOnlyMemory<byte> chunk, bool endOfStream) =>
         StreamedBodyReply(direction, ByteString.CopyFrom(chunk.Span), endOfStream);

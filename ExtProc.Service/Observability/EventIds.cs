@@ -24,4 +24,10 @@ internal static class EventIds
     public const int AuthAccepted = 3102;
     public const int InvalidIdentityValue = 3103;
     public const int PolicyDenied = 3104;
+
+    public const int McpDenied = 3201;
+    public const int McpForeignSession = 3202;
+    public const int McpToolChanged = 3203;
+    public const int McpListUnreadable = 3204;
+    public const int LlmToolCallFlagged = 3205;
 }

@@ -5,6 +5,7 @@ using ExtProc.Stages.Auth;
 using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
 using ExtProc.Stages.Limits;
+using ExtProc.Stages.Mcp;
 using ExtProc.Stages.Parse;
 using ExtProc.Stages.Policy;
 using ExtProc.Stages.Route;
@@ -73,8 +74,15 @@ internal sealed class PipelineSnapshot
             // 5. The tenant policy (narrowed by the key scope), before any body goes upstream.
             stages.Add(new TenantPolicyStage(services.LoggerFactory.CreateLogger("ExtProc.Stages.Policy"), services.Metrics));
 
-            // 6. Limits after policy (a refused model costs nothing) and before cache and routing (a cache hit
-            //    then releases its reservation; routing needs an admitted request).
+            // 6. The tool allowlist on LLM traffic, right after the policy that owns it (one list for LLM and MCP).
+            stages.Add(new LlmToolPolicyStage(services.LoggerFactory.CreateLogger("ExtProc.Stages.Policy"), services.Metrics));
+
+            // 7. MCP governance after the tenant policy it applies: sessions are checked by their headers
+            // before any body is read, tools and methods before the body goes on, lists before they return.
+            stages.Add(new McpGovernanceStage(services.Mcp, options.Protocols.MaxJsonDepth, services.LoggerFactory.CreateLogger("ExtProc.Stages.Mcp"), services.Metrics));
+
+            // 8. Limits after every refusal above (a refused request costs nothing) and before cache and routing
+            //    (a cache hit then releases its reservation; routing needs an admitted request).
             if (tenancy.Config.Limits.Rules.Count > 0)
             {
                 var limits = tenancy.Config.Limits;
@@ -83,7 +91,7 @@ internal sealed class PipelineSnapshot
 
             if (tenancy.Routing.Enabled)
             {
-                // 7. The upstream, chosen once the request is allowed, read and admitted: the route-level
+                // 9. The upstream, chosen once the request is allowed, read and admitted: the route-level
                 //    decision downstream, the per-attempt rewrite when ExtProc also runs as the upstream filter.
                 stages.Add(new RoutingStage(tenancy.Routing, services.Health, Random.Shared));
                 stages.Add(new AttemptStage(tenancy.Routing, services.Health));
@@ -102,6 +110,9 @@ internal sealed record PipelineServices(TimeProvider Time, ILoggerFactory Logger
 
     /// <summary>Limit stores (and their Redis connections), kept across reloads.</summary>
     public LimitStoreRegistry LimitStores { get; init; } = new(Time, new LimitMetrics());
+
+    /// <summary>MCP sessions, in-flight requests and tool catalogs: kept across config reloads.</summary>
+    public Stages.Mcp.McpGovernanceState Mcp { get; init; } = new(Time);
 
     public static readonly PipelineServices Null = new(TimeProvider.System, NullLoggerFactory.Instance, new ExtProcMetrics());
 }

@@ -68,6 +68,12 @@ internal sealed class ProcessingContext : IDisposable
     /// </summary>
     public bool IsUpstreamAttempt => Attributes.ContainsKey(Routing.RoutingAttributes.AttemptProvider);
 
+    /// <summary>What the MCP stage keeps between the phases of one MCP request (session, in-flight lease).</summary>
+    public Stages.Mcp.McpExchange? McpExchange { get; set; }
+
+    /// <summary>When set, a STREAMED response body goes through it chunk by chunk (an SSE tools/list).</summary>
+    public IStreamedBodyRewriter? ResponseRewriter { get; set; }
+
     /// <summary>Envoy request attributes (CEL expression text → value as text), first message only.</summary>
     public IReadOnlyDictionary<string, string> Attributes { get; internal set; } = EmptyAttributes;
 
@@ -86,6 +92,8 @@ internal sealed class ProcessingContext : IDisposable
     {
         RequestBody.Dispose();
         ResponseBody.Dispose();
+        (ResponseRewriter as IDisposable)?.Dispose();
+        McpExchange?.Dispose();
     }
 
     private static readonly Dictionary<string, string> EmptyAttributes = [];

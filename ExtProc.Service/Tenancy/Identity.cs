@@ -155,6 +155,37 @@ internal sealed class EffectivePolicy
 
     public bool AllowsMcpMethod(string method) => Listed(_tenant.McpMethods, method) && Listed(_scope?.McpMethods, method);
 
+    /// <summary>True when tools marked destructive need an explicit entry (policy.mcp.destructiveTools).</summary>
+    public bool ChecksDestructiveMcpTools => _tenant.Mcp.DestructiveTools is not null || _scope?.Mcp.DestructiveTools is not null;
+
+    public bool AllowsDestructiveMcpTool(ReadOnlySpan<char> tool) =>
+        Match(_tenant.Mcp.DestructiveTools, tool) && Match(_scope?.Mcp.DestructiveTools, tool);
+
+    /// <summary>The smaller argument cap of tenant and key, or null when neither sets one.</summary>
+    public int? McpMaxArgumentBytes => (_tenant.Mcp.MaxArgumentBytes, _scope?.Mcp.MaxArgumentBytes) switch
+    {
+        ({ } a, { } b) => Math.Min(a, b),
+        ({ } a, null) => a,
+        (null, var b) => b,
+    };
+
+    /// <summary>True when a changed tool definition is blocked rather than only logged.</summary>
+    public bool BlocksChangedMcpTools =>
+        _tenant.Mcp.ToolChanges == McpToolChangeAction.Block || _scope?.Mcp.ToolChanges == McpToolChangeAction.Block;
+
+    /// <summary>True when some tool name is not allowed: LLM tool declarations and calls are then checked.</summary>
+    public bool RestrictsTools => _tenant.McpTools is not null || _scope?.McpTools is not null;
+
+    /// <summary>Strip rather than refuse disallowed LLM tools only when neither level asks to refuse.</summary>
+    public bool StripsLlmTools => (_tenant.Mcp.LlmTools ?? _scope?.Mcp.LlmTools) == LlmToolAction.Strip
+        && _tenant.Mcp.LlmTools != LlmToolAction.Refuse && _scope?.Mcp.LlmTools != LlmToolAction.Refuse;
+
+    public bool BlocksLlmToolCalls => _tenant.Mcp.LlmToolCalls == LlmToolCallAction.Block || _scope?.Mcp.LlmToolCalls == LlmToolCallAction.Block;
+
+    /// <summary>True when tool lists must be read: some tool is hidden, or definitions are pinned.</summary>
+    public bool FiltersMcpTools => _tenant.McpTools is not null || _scope?.McpTools is not null || ChecksDestructiveMcpTools
+        || _tenant.Mcp.ToolChanges is not null || _scope?.Mcp.ToolChanges is not null;
+
     private static bool Match(IReadOnlyList<string>? patterns, ReadOnlySpan<char> value) => patterns is null || Glob.MatchesAny(patterns, value);
 
     private static bool Listed(IReadOnlyList<string>? list, string value)

@@ -41,6 +41,9 @@ internal sealed record PolicyConfig(
     IReadOnlyList<string>? Limits)
 {
     public static readonly PolicyConfig Unrestricted = new(null, null, null, null, null, null);
+
+    /// <summary>MCP settings beyond the tool and method lists (policy.mcp).</summary>
+    public McpPolicyConfig Mcp { get; init; } = McpPolicyConfig.None;
 }
 
 internal sealed record KeyConfig(

@@ -133,17 +133,19 @@ internal static class TenancyConfigParser
         var limits = Names(policy, "limits", errors);
         List<string>? tools = null;
         List<string>? methods = null;
+        var mcpExtras = McpPolicyConfig.None;
         var mcp = policy.Map("mcp");
         if (mcp is not null)
         {
             tools = Patterns(mcp, "tools", errors);
             methods = mcp.StringList("methods");
             CheckPrintable(mcp, "methods", methods, errors);
+            mcpExtras = McpPolicyConfigParser.Read(mcp, errors);
             mcp.Finish();
         }
 
         policy.Finish();
-        return new PolicyConfig(models, providers, regions, tools, methods, limits);
+        return new PolicyConfig(models, providers, regions, tools, methods, limits) { Mcp = mcpExtras };
     }
 
     private static List<KeyConfig> ReadKeys(MapReader tenant, ConfigErrors errors, PolicyConfig tenantPolicy)
