@@ -89,6 +89,7 @@ internal sealed class PipelineSnapshot
                 stages.Add(new LimitsStage(limits, services.LimitStores.Get(limits.Redis), services.LimitStores.Metrics, services.Time));
             }
 
+            services.Health.UseShared(tenancy.Routing.Settings.Health.Redis);
             if (tenancy.Routing.Enabled)
             {
                 // 9. The upstream, chosen once the request is allowed, read and admitted: the route-level

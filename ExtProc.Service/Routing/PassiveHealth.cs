@@ -7,14 +7,58 @@ namespace ExtProc.Routing;
 /// Passive health per target ("provider/model"), learned from the answers ExtProc sees: a 429, a 5xx or an
 /// answer that never came counts as a failure. <c>Failures</c> of them within <c>Window</c> take the target
 /// out for <c>Cooldown</c>; after it one request at a time is let through as a probe, and its answer either
-/// closes the circuit or starts another cooldown. Process-wide, so it outlives config reloads.
+/// closes the circuit or starts another cooldown. Process-wide, so it outlives config reloads; shared with
+/// the other replicas through Redis when <c>routing.health.redis</c> is set (<see cref="SharedHealth"/>).
 /// </summary>
-internal sealed class PassiveHealth
+internal sealed class PassiveHealth : IDisposable
 {
     private readonly ConcurrentDictionary<string, TargetHealth> _targets = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
+    private readonly Lock _sharedLock = new();
+    private SharedHealth? _shared;
 
     public PassiveHealth(TimeProvider time) => _time = time;
+
+    /// <summary>The Redis sharing this health with other replicas, if configured.</summary>
+    public SharedHealth? Shared => Volatile.Read(ref _shared);
+
+    /// <summary>Shares health through <paramref name="redis"/> (or stops sharing); a config reload with the same endpoint keeps the connection.</summary>
+    public void UseShared(HealthRedis? redis)
+    {
+        lock (_sharedLock)
+        {
+            if (string.Equals(_shared?.Endpoint, redis?.Endpoint, StringComparison.Ordinal))
+            {
+                return;
+            }
+
+            _shared?.Dispose();
+            Volatile.Write(ref _shared, redis is null ? null : SharedHealth.Connect(redis.Endpoint, redis.CallBudget, TripFromPeer));
+        }
+    }
+
+    /// <summary>Another replica (or this one, through Redis) saw the target trip: skip it here too.</summary>
+    public void TripFromPeer(string key, TimeSpan cooldown)
+    {
+        var health = _targets.GetOrAdd(key, static _ => new TargetHealth());
+        var now = _time.GetUtcNow();
+        lock (health)
+        {
+            if (health.State(now) != CircuitState.Open)
+            {
+                health.Trip(now + cooldown);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_sharedLock)
+        {
+            _shared?.Dispose();
+            _shared = null;
+        }
+    }
 
     public static bool IsFailure(int status) => status is 429 or >= 500 or 0;
 
@@ -83,10 +127,18 @@ internal sealed class PassiveHealth
             {
                 // The probe failed: straight back into cooldown.
                 health.Trip(now + settings.Cooldown);
+                Shared?.PublishTrip(key, settings.Cooldown);
                 return;
             }
 
-            health.AddFailure(now, settings);
+            if (state == CircuitState.Closed)
+            {
+                Shared?.ReportFailure(key, settings);
+                if (health.AddFailure(now, settings))
+                {
+                    Shared?.PublishTrip(key, settings.Cooldown);
+                }
+            }
         }
     }
 
@@ -115,7 +167,8 @@ internal sealed class PassiveHealth
             ? CircuitState.Closed
             : now < until ? CircuitState.Open : CircuitState.HalfOpen;
 
-        public void AddFailure(DateTimeOffset now, HealthSettings settings)
+        /// <summary>True when this failure tripped the target.</summary>
+        public bool AddFailure(DateTimeOffset now, HealthSettings settings)
         {
             _failures.Enqueue(now);
             while (_failures.Count > 0 && now - _failures.Peek() > settings.Window)
@@ -126,7 +179,10 @@ internal sealed class PassiveHealth
             if (_failures.Count >= settings.Failures)
             {
                 Trip(now + settings.Cooldown);
+                return true;
             }
+
+            return false;
         }
 
         public void Trip(DateTimeOffset until)

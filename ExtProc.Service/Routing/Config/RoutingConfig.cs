@@ -77,7 +77,13 @@ internal sealed record ModelConfig(
 internal sealed record HealthSettings(int Failures, TimeSpan Window, TimeSpan Cooldown)
 {
     public static readonly HealthSettings Default = new(3, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(30));
+
+    /// <summary>When set, failures are counted and trips shared across replicas through this Redis.</summary>
+    public HealthRedis? Redis { get; init; }
 }
+
+/// <summary>The Redis that shares passive health, and the most any call to it may take.</summary>
+internal sealed record HealthRedis(string Endpoint, TimeSpan CallBudget);
 
 /// <param name="UpstreamFilter">
 /// ExtProc also runs as the upstream filter of the provider clusters: every routed request then carries the

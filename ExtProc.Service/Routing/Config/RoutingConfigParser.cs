@@ -355,7 +355,10 @@ internal static class RoutingConfigParser
             health = new HealthSettings(
                 healthNode.Int("failures", 1, 1000) ?? health.Failures,
                 healthNode.Duration("window", TimeSpan.FromSeconds(1), TimeSpan.FromHours(1)) ?? health.Window,
-                healthNode.Duration("cooldown", TimeSpan.FromSeconds(1), TimeSpan.FromHours(1)) ?? health.Cooldown);
+                healthNode.Duration("cooldown", TimeSpan.FromSeconds(1), TimeSpan.FromHours(1)) ?? health.Cooldown)
+            {
+                Redis = ReadHealthRedis(healthNode.Map("redis")),
+            };
             healthNode.Finish();
         }
 
@@ -363,6 +366,19 @@ internal static class RoutingConfigParser
         var upstreamFilter = node.Bool("upstreamFilter") ?? false;
         node.Finish();
         return new RoutingSettings(header, health, debug, upstreamFilter);
+    }
+
+    private static HealthRedis? ReadHealthRedis(MapReader? node)
+    {
+        if (node is null)
+        {
+            return null;
+        }
+
+        var endpoint = node.String("endpoint", required: true);
+        var budget = node.Duration("callBudget", TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(1)) ?? TimeSpan.FromMilliseconds(50);
+        node.Finish();
+        return endpoint is null ? null : new HealthRedis(endpoint, budget);
     }
 
     private static string DefaultBasePath(WireSchema schema) => schema == WireSchema.Gemini ? "/v1beta" : "/v1";
