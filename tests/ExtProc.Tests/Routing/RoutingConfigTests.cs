@@ -38,6 +38,24 @@ public sealed class RoutingConfigTests : IDisposable
     }
 
     [Fact]
+    public void RoutingSection_HealthWithRedis_Parsed()
+    {
+        var (config, errors) = Parse(_kit.Yaml(extra: """
+            routing:
+              clusterHeader: x-llm-cluster
+              debugHeaders: true
+              upstreamFilter: true
+              health: { failures: 5, window: 20s, cooldown: 1m, redis: { endpoint: "redis.internal:6379", callBudget: 20ms } }
+            """));
+
+        Assert.Empty(errors);
+        var settings = config!.Routing.Settings;
+        Assert.Equal(("x-llm-cluster", true, true), (settings.ClusterHeader, settings.DebugHeaders, settings.UpstreamFilter));
+        Assert.Equal((5, TimeSpan.FromSeconds(20), TimeSpan.FromMinutes(1)), (settings.Health.Failures, settings.Health.Window, settings.Health.Cooldown));
+        Assert.Equal(new HealthRedis("redis.internal:6379", TimeSpan.FromMilliseconds(20)), settings.Health.Redis);
+    }
+
+    [Fact]
     public void NoModels_RoutingDisabled()
     {
         var (config, errors) = Parse("version: 1\ntenants:\n  a: {}\n");
