@@ -1,4 +1,5 @@
 using ExtProc.Protocols;
+using ExtProc.Translation.AnthropicToOpenAI;
 using ExtProc.Translation.OpenAIToAnthropic;
 
 namespace ExtProc.Translation;
@@ -14,6 +15,7 @@ internal static class Translators
         direction = (client, upstream) switch
         {
             (ProtocolKind.OpenAiChat, ProtocolKind.AnthropicMessages) => OpenAIToAnthropicTranslator.Instance,
+            (ProtocolKind.AnthropicMessages, ProtocolKind.OpenAiChat) => AnthropicToOpenAITranslator.For(dialect),
             _ => null,
         };
         return direction is not null;

@@ -24,6 +24,8 @@ internal static partial class TranslationGolden
     {
         "openai-to-anthropic" => Get(ProtocolKind.OpenAiChat, ProtocolKind.AnthropicMessages, UpstreamDialect.Standard),
         "anthropic-to-openai" => Get(ProtocolKind.AnthropicMessages, ProtocolKind.OpenAiChat, UpstreamDialect.Standard),
+        "anthropic-to-mistral" => Get(ProtocolKind.AnthropicMessages, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral),
+        "anthropic-to-deepseek" => Get(ProtocolKind.AnthropicMessages, ProtocolKind.OpenAiChat, UpstreamDialect.DeepSeek),
         "openai-to-gemini" => Get(ProtocolKind.OpenAiChat, ProtocolKind.Gemini, UpstreamDialect.Standard),
         "openai-to-deepseek" => Get(ProtocolKind.OpenAiChat, ProtocolKind.OpenAiChat, UpstreamDialect.DeepSeek),
         "openai-to-mistral" => Get(ProtocolKind.OpenAiChat, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral),
