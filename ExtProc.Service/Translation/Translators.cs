@@ -1,6 +1,7 @@
 using ExtProc.Protocols;
 using ExtProc.Translation.AnthropicToOpenAI;
 using ExtProc.Translation.OpenAIToAnthropic;
+using ExtProc.Translation.OpenAIToGemini;
 
 namespace ExtProc.Translation;
 
@@ -16,6 +17,7 @@ internal static class Translators
         {
             (ProtocolKind.OpenAiChat, ProtocolKind.AnthropicMessages) => OpenAIToAnthropicTranslator.Instance,
             (ProtocolKind.AnthropicMessages, ProtocolKind.OpenAiChat) => AnthropicToOpenAITranslator.For(dialect),
+            (ProtocolKind.OpenAiChat, ProtocolKind.Gemini) => OpenAIToGeminiTranslator.Instance,
             _ => null,
         };
         return direction is not null;

@@ -26,7 +26,7 @@ internal static partial class TranslationGolden
         "anthropic-to-openai" => Get(ProtocolKind.AnthropicMessages, ProtocolKind.OpenAiChat, UpstreamDialect.Standard),
         "anthropic-to-mistral" => Get(ProtocolKind.AnthropicMessages, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral),
         "anthropic-to-deepseek" => Get(ProtocolKind.AnthropicMessages, ProtocolKind.OpenAiChat, UpstreamDialect.DeepSeek),
-        "openai-to-gemini" => Get(ProtocolKind.OpenAiChat, ProtocolKind.Gemini, UpstreamDialect.Standard),
+        "openai-to-gemini" or "openai-to-gemini-legacy" => Get(ProtocolKind.OpenAiChat, ProtocolKind.Gemini, UpstreamDialect.Standard),
         "openai-to-deepseek" => Get(ProtocolKind.OpenAiChat, ProtocolKind.OpenAiChat, UpstreamDialect.DeepSeek),
         "openai-to-mistral" => Get(ProtocolKind.OpenAiChat, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral),
         "openai-to-qwen" => Get(ProtocolKind.OpenAiChat, ProtocolKind.OpenAiChat, UpstreamDialect.Qwen),
