@@ -1,6 +1,7 @@
 using ExtProc.Protocols;
 using ExtProc.Translation.AnthropicToOpenAI;
 using ExtProc.Translation.OpenAIToAnthropic;
+using ExtProc.Translation.OpenAIToCompatible;
 using ExtProc.Translation.OpenAIToGemini;
 
 namespace ExtProc.Translation;
@@ -18,6 +19,7 @@ internal static class Translators
             (ProtocolKind.OpenAiChat, ProtocolKind.AnthropicMessages) => OpenAIToAnthropicTranslator.Instance,
             (ProtocolKind.AnthropicMessages, ProtocolKind.OpenAiChat) => AnthropicToOpenAITranslator.For(dialect),
             (ProtocolKind.OpenAiChat, ProtocolKind.Gemini) => OpenAIToGeminiTranslator.Instance,
+            (ProtocolKind.OpenAiChat, ProtocolKind.OpenAiChat) when dialect != UpstreamDialect.Standard => OpenAIToCompatibleTranslator.For(dialect),
             _ => null,
         };
         return direction is not null;

@@ -33,6 +33,21 @@ internal static class JsonOut
         writer.WriteRawValue(value.In(document), skipInputValidation: true);
     }
 
+    /// <summary>Copies a property whose name was read raw (<paramref name="escapedName"/> is its unescaped form when it had escapes).</summary>
+    public static void Raw(Utf8JsonWriter writer, ReadOnlySpan<byte> rawName, string? escapedName, ReadOnlySpan<byte> document, JsonSlice value)
+    {
+        if (escapedName is null)
+        {
+            writer.WritePropertyName(rawName);
+        }
+        else
+        {
+            writer.WritePropertyName(escapedName);
+        }
+
+        writer.WriteRawValue(value.In(document), skipInputValidation: true);
+    }
+
     /// <summary>
     /// Writes an OpenAI arguments string as the object it encodes; empty or unparsable arguments become
     /// <c>{}</c> (rule 1 of providers.md: Anthropic streams "" for tools without arguments).
