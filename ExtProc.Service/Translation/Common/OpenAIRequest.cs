@@ -1,0 +1,452 @@
+using System.Text.Json;
+
+namespace ExtProc.Translation.Common;
+
+internal enum OpenAIRole
+{
+    Unknown,
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+}
+
+/// <summary>
+/// Where the fields of an OpenAI Chat Completions request are, found in one pass over the top level.
+/// Duplicate keys among the fields we act on are refused (a second <c>model</c> must not slip past us).
+/// </summary>
+internal struct OpenAIRequest
+{
+    public JsonSlice Model;
+    public JsonSlice Messages;
+    public JsonSlice Tools;
+    public JsonSlice ToolChoice;
+    public JsonSlice ParallelToolCalls;
+    public JsonSlice MaxCompletionTokens;
+    public JsonSlice MaxTokens;
+    public JsonSlice Stop;
+    public JsonSlice Temperature;
+    public JsonSlice TopP;
+    public JsonSlice N;
+    public JsonSlice Stream;
+    public JsonSlice StreamOptions;
+    public JsonSlice ResponseFormat;
+    public JsonSlice User;
+    public JsonSlice SafetyIdentifier;
+    public JsonSlice Seed;
+    public JsonSlice PresencePenalty;
+    public JsonSlice FrequencyPenalty;
+    public JsonSlice Modalities;
+
+    /// <summary>Reads the top level; null on success, else why the body is refused.</summary>
+    public static string? Read(ReadOnlySpan<byte> document, out OpenAIRequest request)
+    {
+        request = default;
+        var reader = new Utf8JsonReader(document, JsonRead.Options);
+        if (!JsonRead.EnterObject(ref reader))
+        {
+            return "The request body must be a JSON object.";
+        }
+
+        while (JsonRead.NextProperty(ref reader))
+        {
+            ref var slot = ref Slot(ref request, ref reader);
+            if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref slot))
+            {
+                JsonRead.SkipPropertyValue(ref reader);
+                continue;
+            }
+
+            if (slot.IsPresent)
+            {
+                return "The request body repeats a field.";
+            }
+
+            slot = JsonRead.PropertyValue(ref reader, 0);
+        }
+
+        if (!request.Messages.IsPresent || request.Messages.Kind(document) != JsonTokenType.StartArray)
+        {
+            return "The request needs a messages array.";
+        }
+
+        return null;
+    }
+
+    public readonly bool IsStream(ReadOnlySpan<byte> document) => JsonRead.IsTrue(document, Stream);
+
+    public readonly bool IncludeUsage(ReadOnlySpan<byte> document)
+    {
+        if (StreamOptions.Kind(document) != JsonTokenType.StartObject)
+        {
+            return false;
+        }
+
+        var reader = StreamOptions.Reader(document);
+        reader.Read();
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (reader.ValueTextEquals("include_usage"u8))
+            {
+                reader.Read();
+                return reader.TokenType == JsonTokenType.True;
+            }
+
+            JsonRead.SkipPropertyValue(ref reader);
+        }
+
+        return false;
+    }
+
+    private static ref JsonSlice Slot(ref OpenAIRequest r, ref Utf8JsonReader reader)
+    {
+        if (reader.ValueTextEquals("model"u8))
+        {
+            return ref r.Model;
+        }
+
+        if (reader.ValueTextEquals("messages"u8))
+        {
+            return ref r.Messages;
+        }
+
+        if (reader.ValueTextEquals("tools"u8))
+        {
+            return ref r.Tools;
+        }
+
+        if (reader.ValueTextEquals("tool_choice"u8))
+        {
+            return ref r.ToolChoice;
+        }
+
+        if (reader.ValueTextEquals("parallel_tool_calls"u8))
+        {
+            return ref r.ParallelToolCalls;
+        }
+
+        if (reader.ValueTextEquals("max_completion_tokens"u8))
+        {
+            return ref r.MaxCompletionTokens;
+        }
+
+        if (reader.ValueTextEquals("max_tokens"u8))
+        {
+            return ref r.MaxTokens;
+        }
+
+        if (reader.ValueTextEquals("stop"u8))
+        {
+            return ref r.Stop;
+        }
+
+        if (reader.ValueTextEquals("temperature"u8))
+        {
+            return ref r.Temperature;
+        }
+
+        if (reader.ValueTextEquals("top_p"u8))
+        {
+            return ref r.TopP;
+        }
+
+        if (reader.ValueTextEquals("n"u8))
+        {
+            return ref r.N;
+        }
+
+        if (reader.ValueTextEquals("stream"u8))
+        {
+            return ref r.Stream;
+        }
+
+        if (reader.ValueTextEquals("stream_options"u8))
+        {
+            return ref r.StreamOptions;
+        }
+
+        if (reader.ValueTextEquals("response_format"u8))
+        {
+            return ref r.ResponseFormat;
+        }
+
+        if (reader.ValueTextEquals("user"u8))
+        {
+            return ref r.User;
+        }
+
+        if (reader.ValueTextEquals("safety_identifier"u8))
+        {
+            return ref r.SafetyIdentifier;
+        }
+
+        if (reader.ValueTextEquals("seed"u8))
+        {
+            return ref r.Seed;
+        }
+
+        if (reader.ValueTextEquals("presence_penalty"u8))
+        {
+            return ref r.PresencePenalty;
+        }
+
+        if (reader.ValueTextEquals("frequency_penalty"u8))
+        {
+            return ref r.FrequencyPenalty;
+        }
+
+        if (reader.ValueTextEquals("modalities"u8))
+        {
+            return ref r.Modalities;
+        }
+
+        return ref System.Runtime.CompilerServices.Unsafe.NullRef<JsonSlice>();
+    }
+}
+
+/// <summary>One message of an OpenAI request.</summary>
+internal struct OpenAIMessage
+{
+    public OpenAIRole Role;
+    public JsonSlice Content;
+    public JsonSlice ToolCalls;
+    public JsonSlice ToolCallId;
+    public JsonSlice Name;
+    public JsonSlice ReasoningContent;
+
+    /// <summary>Reads the message object the reader is on (StartObject); the reader ends on its EndObject.</summary>
+    public static OpenAIMessage Read(ref Utf8JsonReader reader, int origin)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("A message must be an object.");
+        }
+
+        var message = default(OpenAIMessage);
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (reader.ValueTextEquals("role"u8))
+            {
+                reader.Read();
+                message.Role = reader.ValueTextEquals("user"u8) ? OpenAIRole.User
+                    : reader.ValueTextEquals("assistant"u8) ? OpenAIRole.Assistant
+                    : reader.ValueTextEquals("tool"u8) ? OpenAIRole.Tool
+                    : reader.ValueTextEquals("system"u8) ? OpenAIRole.System
+                    : reader.ValueTextEquals("developer"u8) ? OpenAIRole.Developer
+                    : OpenAIRole.Unknown;
+            }
+            else if (reader.ValueTextEquals("content"u8))
+            {
+                message.Content = JsonRead.PropertyValue(ref reader, origin);
+            }
+            else if (reader.ValueTextEquals("tool_calls"u8))
+            {
+                message.ToolCalls = JsonRead.PropertyValue(ref reader, origin);
+            }
+            else if (reader.ValueTextEquals("tool_call_id"u8))
+            {
+                message.ToolCallId = JsonRead.PropertyValue(ref reader, origin);
+            }
+            else if (reader.ValueTextEquals("name"u8))
+            {
+                message.Name = JsonRead.PropertyValue(ref reader, origin);
+            }
+            else if (reader.ValueTextEquals("reasoning_content"u8))
+            {
+                message.ReasoningContent = JsonRead.PropertyValue(ref reader, origin);
+            }
+            else
+            {
+                JsonRead.SkipPropertyValue(ref reader);
+            }
+        }
+
+        return message;
+    }
+}
+
+/// <summary>One content part of an OpenAI user/assistant/tool message.</summary>
+internal struct OpenAIPart
+{
+    public JsonSlice Type;
+    public JsonSlice Text;
+    public JsonSlice ImageUrl;
+    public JsonSlice FileData;
+    public JsonSlice FileId;
+    public bool IsAudio;
+    public bool IsRefusal;
+
+    public static OpenAIPart Read(ref Utf8JsonReader reader, int origin)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("A content part must be an object.");
+        }
+
+        var part = default(OpenAIPart);
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (reader.ValueTextEquals("type"u8))
+            {
+                reader.Read();
+                part.IsAudio = reader.ValueTextEquals("input_audio"u8);
+                part.Type = JsonRead.Value(ref reader, origin);
+            }
+            else if (reader.ValueTextEquals("text"u8))
+            {
+                part.Text = JsonRead.PropertyValue(ref reader, origin);
+            }
+            else if (reader.ValueTextEquals("refusal"u8))
+            {
+                part.IsRefusal = true;
+                part.Text = JsonRead.PropertyValue(ref reader, origin);
+            }
+            else if (reader.ValueTextEquals("image_url"u8) || reader.ValueTextEquals("file"u8))
+            {
+                var isImage = reader.ValueTextEquals("image_url"u8);
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.String && isImage)
+                {
+                    part.ImageUrl = JsonRead.Value(ref reader, origin);
+                    continue;
+                }
+
+                if (reader.TokenType != JsonTokenType.StartObject)
+                {
+                    reader.Skip();
+                    continue;
+                }
+
+                while (JsonRead.NextProperty(ref reader))
+                {
+                    if (isImage && reader.ValueTextEquals("url"u8))
+                    {
+                        part.ImageUrl = JsonRead.PropertyValue(ref reader, origin);
+                    }
+                    else if (!isImage && reader.ValueTextEquals("file_data"u8))
+                    {
+                        part.FileData = JsonRead.PropertyValue(ref reader, origin);
+                    }
+                    else if (!isImage && reader.ValueTextEquals("file_id"u8))
+                    {
+                        part.FileId = JsonRead.PropertyValue(ref reader, origin);
+                    }
+                    else
+                    {
+                        JsonRead.SkipPropertyValue(ref reader);
+                    }
+                }
+            }
+            else
+            {
+                JsonRead.SkipPropertyValue(ref reader);
+            }
+        }
+
+        return part;
+    }
+}
+
+/// <summary>One <c>tool_calls[]</c> entry of an assistant message.</summary>
+internal struct OpenAIToolCall
+{
+    public JsonSlice Id;
+    public JsonSlice Name;
+    public JsonSlice Arguments;
+    public JsonSlice ThoughtSignature;
+
+    public static OpenAIToolCall Read(ref Utf8JsonReader reader, int origin)
+    {
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            throw new JsonException("A tool call must be an object.");
+        }
+
+        var call = default(OpenAIToolCall);
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (reader.ValueTextEquals("id"u8))
+            {
+                call.Id = JsonRead.PropertyValue(ref reader, origin);
+            }
+            else if (reader.ValueTextEquals("function"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.StartObject)
+                {
+                    reader.Skip();
+                    continue;
+                }
+
+                while (JsonRead.NextProperty(ref reader))
+                {
+                    if (reader.ValueTextEquals("name"u8))
+                    {
+                        call.Name = JsonRead.PropertyValue(ref reader, origin);
+                    }
+                    else if (reader.ValueTextEquals("arguments"u8))
+                    {
+                        call.Arguments = JsonRead.PropertyValue(ref reader, origin);
+                    }
+                    else
+                    {
+                        JsonRead.SkipPropertyValue(ref reader);
+                    }
+                }
+            }
+            else if (reader.ValueTextEquals("extra_content"u8))
+            {
+                // Gemini's OpenAI convention: extra_content.google.thought_signature.
+                call.ThoughtSignature = FindThoughtSignature(ref reader, origin);
+            }
+            else
+            {
+                JsonRead.SkipPropertyValue(ref reader);
+            }
+        }
+
+        return call;
+    }
+
+    private static JsonSlice FindThoughtSignature(ref Utf8JsonReader reader, int origin)
+    {
+        var found = default(JsonSlice);
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            reader.Skip();
+            return found;
+        }
+
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (!reader.ValueTextEquals("google"u8))
+            {
+                JsonRead.SkipPropertyValue(ref reader);
+                continue;
+            }
+
+            reader.Read();
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                reader.Skip();
+                continue;
+            }
+
+            while (JsonRead.NextProperty(ref reader))
+            {
+                if (reader.ValueTextEquals("thought_signature"u8))
+                {
+                    found = JsonRead.PropertyValue(ref reader, origin);
+                }
+                else
+                {
+                    JsonRead.SkipPropertyValue(ref reader);
+                }
+            }
+        }
+
+        return found;
+    }
+}

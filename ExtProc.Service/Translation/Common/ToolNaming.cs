@@ -1,0 +1,130 @@
+using System.Security.Cryptography;
+using System.Text;
+using ExtProc.Protocols;
+
+namespace ExtProc.Translation.Common;
+
+/// <summary>
+/// Tool names and tool-call ids that the upstream would reject are rewritten deterministically (a hash of
+/// the original), so a later turn that repeats the history rewrites them the same way (providers.md §6.11).
+/// Names are mapped back in responses through <see cref="TranslationState.RestoreToolName"/>.
+/// </summary>
+internal static class ToolNaming
+{
+    public static string UpstreamToolName(string name, ProtocolKind upstream)
+    {
+        var max = upstream switch
+        {
+            ProtocolKind.AnthropicMessages => 128,
+            ProtocolKind.Gemini => 128,
+            _ => 64,
+        };
+        if (IsValidName(name, upstream, max))
+        {
+            return name;
+        }
+
+        var builder = new StringBuilder(max);
+        foreach (var c in name)
+        {
+            if (builder.Length == max - 9)
+            {
+                break;
+            }
+
+            builder.Append(IsNameChar(c, upstream) ? c : '_');
+        }
+
+        if (upstream == ProtocolKind.Gemini && (builder.Length == 0 || !(char.IsAsciiLetter(builder[0]) || builder[0] == '_')))
+        {
+            builder.Insert(0, '_');
+            if (builder.Length > max - 9)
+            {
+                builder.Length = max - 9;
+            }
+        }
+
+        builder.Append('_').Append(Hex(name, 8));
+        return builder.ToString();
+    }
+
+    /// <summary>A tool-call id the upstream accepts; valid ids pass unchanged.</summary>
+    public static string UpstreamToolCallId(string id, ProtocolKind upstream, UpstreamDialect dialect)
+    {
+        if (dialect == UpstreamDialect.Mistral)
+        {
+            return id.Length == 9 && IsAll(id, static c => char.IsAsciiLetterOrDigit(c)) ? id : Alphanumeric(id, 9);
+        }
+
+        var valid = id.Length > 0 && IsAll(id, static c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
+        return upstream switch
+        {
+            ProtocolKind.AnthropicMessages => valid ? id : "toolu_" + Hex(id, 24),
+            _ => valid && id.Length <= 40 ? id : "call_" + Hex(id, 24),
+        };
+    }
+
+    /// <summary>An id for a tool call the upstream did not name (Gemini): stable per request and position.</summary>
+    public static string SynthesizedCallId(string requestId, int index) =>
+        "call_" + Hex(requestId + ":" + index.ToString(System.Globalization.CultureInfo.InvariantCulture), 24);
+
+    private static bool IsValidName(string name, ProtocolKind upstream, int max)
+    {
+        if (name.Length == 0 || name.Length > max)
+        {
+            return false;
+        }
+
+        if (upstream == ProtocolKind.Gemini && !(char.IsAsciiLetter(name[0]) || name[0] == '_'))
+        {
+            return false;
+        }
+
+        foreach (var c in name)
+        {
+            if (!IsNameChar(c, upstream))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool IsNameChar(char c, ProtocolKind upstream) =>
+        char.IsAsciiLetterOrDigit(c) || c is '_' or '-' || (upstream == ProtocolKind.Gemini && c is '.' or ':');
+
+    private static bool IsAll(string text, Func<char, bool> allowed)
+    {
+        foreach (var c in text)
+        {
+            if (!allowed(c))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static string Hex(string source, int length)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(source), hash);
+        return Convert.ToHexStringLower(hash)[..length];
+    }
+
+    private static string Alphanumeric(string source, int length)
+    {
+        const string Alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(source), hash);
+        Span<char> chars = stackalloc char[length];
+        for (var i = 0; i < length; i++)
+        {
+            chars[i] = Alphabet[hash[i] % Alphabet.Length];
+        }
+
+        return new string(chars);
+    }
+}

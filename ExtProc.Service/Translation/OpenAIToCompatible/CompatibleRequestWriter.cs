@@ -1,0 +1,228 @@
+using System.Text.Json;
+using ExtProc.Protocols;
+using ExtProc.Translation.Common;
+
+namespace ExtProc.Translation.OpenAIToCompatible;
+
+/// <summary>
+/// Re-serialises an OpenAI request for an OpenAI-compatible upstream with its quirks (providers.md §5):
+/// Mistral 9-character tool-call ids, a bridging assistant turn between tool results and a user message,
+/// <c>tool_choice: any</c>, <c>random_seed</c>, no <c>name</c> outside tool messages and no null fields;
+/// DeepSeek's <c>reasoning_content</c> on tool-calling assistant turns; <c>max_tokens</c> for upstreams
+/// that do not know <c>max_completion_tokens</c>. Everything else is copied as it came.
+/// </summary>
+internal static class CompatibleRequestWriter
+{
+    private static ReadOnlySpan<byte> MistralBridge => "Done."u8;
+
+    /// <summary>Writes the rewritten request; returns whether anything differs from the input.</summary>
+    public static bool Write(Utf8JsonWriter writer, ReadOnlySpan<byte> document, UpstreamDialect dialect)
+    {
+        var changed = false;
+        var renameMaxTokens = dialect is UpstreamDialect.DeepSeek or UpstreamDialect.Qwen or UpstreamDialect.Mistral;
+        var hasMaxTokens = HasTopLevel(document, "max_tokens"u8);
+        var reader = new Utf8JsonReader(document, JsonRead.Options);
+        reader.Read();
+        writer.WriteStartObject();
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (reader.ValueTextEquals("messages"u8))
+            {
+                var messages = JsonRead.PropertyValue(ref reader, 0);
+                writer.WritePropertyName("messages"u8);
+                changed |= WriteMessages(writer, document, messages, dialect);
+            }
+            else if (renameMaxTokens && reader.ValueTextEquals("max_completion_tokens"u8))
+            {
+                var value = JsonRead.PropertyValue(ref reader, 0);
+                if (!hasMaxTokens)
+                {
+                    JsonOut.Raw(writer, "max_tokens"u8, document, value);
+                }
+
+                changed = true;
+            }
+            else if (dialect == UpstreamDialect.Mistral && reader.ValueTextEquals("seed"u8))
+            {
+                JsonOut.Raw(writer, "random_seed"u8, document, JsonRead.PropertyValue(ref reader, 0));
+                changed = true;
+            }
+            else if (dialect == UpstreamDialect.Mistral && reader.ValueTextEquals("tool_choice"u8))
+            {
+                var value = JsonRead.PropertyValue(ref reader, 0);
+                if (JsonRead.StringEquals(document, value, "required"u8))
+                {
+                    writer.WriteString("tool_choice"u8, "any"u8);
+                    changed = true;
+                }
+                else
+                {
+                    JsonOut.Raw(writer, "tool_choice"u8, document, value);
+                }
+            }
+            else
+            {
+                var name = reader.ValueSpan;
+                var escaped = reader.ValueIsEscaped ? reader.GetString() : null;
+                var value = JsonRead.PropertyValue(ref reader, 0);
+                JsonOut.Raw(writer, name, escaped, document, value);
+            }
+        }
+
+        writer.WriteEndObject();
+        return changed;
+    }
+
+    private static bool HasTopLevel(ReadOnlySpan<byte> document, ReadOnlySpan<byte> name)
+    {
+        var reader = new Utf8JsonReader(document, JsonRead.Options);
+        reader.Read();
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (reader.ValueTextEquals(name))
+            {
+                return true;
+            }
+
+            JsonRead.SkipPropertyValue(ref reader);
+        }
+
+        return false;
+    }
+
+    private static bool WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages, UpstreamDialect dialect)
+    {
+        if (messages.Kind(document) != JsonTokenType.StartArray)
+        {
+            writer.WriteRawValue(messages.In(document), skipInputValidation: true);
+            return false;
+        }
+
+        var changed = false;
+        var previous = OpenAIRole.Unknown;
+        writer.WriteStartArray();
+        var reader = messages.Reader(document);
+        reader.Read();
+        while (JsonRead.NextElement(ref reader))
+        {
+            var start = (int)reader.TokenStartIndex;
+            var probe = reader;
+            var message = OpenAIMessage.Read(ref probe, messages.Start);
+            reader.Skip();
+            var slice = new JsonSlice(messages.Start + start, (int)reader.BytesConsumed - start);
+            if (dialect == UpstreamDialect.Mistral && previous == OpenAIRole.Tool && message.Role == OpenAIRole.User)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("role"u8, "assistant"u8);
+                writer.WriteString("content"u8, MistralBridge);
+                writer.WriteEndObject();
+                changed = true;
+            }
+
+            changed |= WriteMessage(writer, document, slice, message, dialect);
+            previous = message.Role;
+        }
+
+        writer.WriteEndArray();
+        return changed;
+    }
+
+    private static bool WriteMessage(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice slice, in OpenAIMessage message, UpstreamDialect dialect)
+    {
+        var mistral = dialect == UpstreamDialect.Mistral;
+        var addReasoning = dialect == UpstreamDialect.DeepSeek && message.Role == OpenAIRole.Assistant
+            && message.ToolCalls.Kind(document) == JsonTokenType.StartArray && !message.ReasoningContent.IsPresent;
+        if (!mistral && !addReasoning)
+        {
+            writer.WriteRawValue(slice.In(document), skipInputValidation: true);
+            return false;
+        }
+
+        var changed = addReasoning;
+        writer.WriteStartObject();
+        var reader = slice.Reader(document);
+        reader.Read();
+        while (JsonRead.NextProperty(ref reader))
+        {
+            var isName = reader.ValueTextEquals("name"u8);
+            var isToolCallId = reader.ValueTextEquals("tool_call_id"u8);
+            var isToolCalls = reader.ValueTextEquals("tool_calls"u8);
+            var name = reader.ValueSpan;
+            var escaped = reader.ValueIsEscaped ? reader.GetString() : null;
+            var value = JsonRead.PropertyValue(ref reader, slice.Start);
+            if (mistral && (value.Kind(document) == JsonTokenType.Null || (isName && message.Role != OpenAIRole.Tool)))
+            {
+                changed = true; // Mistral refuses null fields and names outside tool messages
+                continue;
+            }
+
+            if (mistral && isToolCallId)
+            {
+                changed |= WriteId(writer, "tool_call_id"u8, document, value);
+            }
+            else if (mistral && isToolCalls && value.Kind(document) == JsonTokenType.StartArray)
+            {
+                writer.WritePropertyName("tool_calls"u8);
+                changed |= WriteToolCalls(writer, document, value);
+            }
+            else
+            {
+                JsonOut.Raw(writer, name, escaped, document, value);
+            }
+        }
+
+        if (addReasoning)
+        {
+            // DeepSeek's thinking mode refuses a tool-calling turn without its reasoning; clients rarely keep it.
+            writer.WriteString("reasoning_content"u8, ""u8);
+        }
+
+        writer.WriteEndObject();
+        return changed;
+    }
+
+    private static bool WriteToolCalls(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice calls)
+    {
+        var changed = false;
+        writer.WriteStartArray();
+        var reader = calls.Reader(document);
+        reader.Read();
+        while (JsonRead.NextElement(ref reader))
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                throw new JsonException("A tool call must be an object.");
+            }
+
+            writer.WriteStartObject();
+            while (JsonRead.NextProperty(ref reader))
+            {
+                var isId = reader.ValueTextEquals("id"u8);
+                var name = reader.ValueSpan;
+                var escaped = reader.ValueIsEscaped ? reader.GetString() : null;
+                var value = JsonRead.PropertyValue(ref reader, calls.Start);
+                if (isId)
+                {
+                    changed |= WriteId(writer, "id"u8, document, value);
+                }
+                else
+                {
+                    JsonOut.Raw(writer, name, escaped, document, value);
+                }
+            }
+
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
+        return changed;
+    }
+
+    private static bool WriteId(Utf8JsonWriter writer, ReadOnlySpan<byte> name, ReadOnlySpan<byte> document, JsonSlice value)
+    {
+        var id = JsonRead.GetString(document, value) ?? string.Empty;
+        var mapped = ToolNaming.UpstreamToolCallId(id, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral);
+        writer.WriteString(name, mapped);
+        return !string.Equals(id, mapped, StringComparison.Ordinal);
+    }
+}

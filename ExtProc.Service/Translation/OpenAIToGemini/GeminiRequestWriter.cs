@@ -1,0 +1,599 @@
+using System.Buffers;
+using System.Text.Json;
+using ExtProc.Protocols;
+using ExtProc.Translation.Common;
+
+namespace ExtProc.Translation.OpenAIToGemini;
+
+/// <summary>Writes the Gemini generateContent request for an OpenAI Chat Completions request (providers.md §6.7).</summary>
+internal static class GeminiRequestWriter
+{
+    // Google's documented stand-in for a thought signature we never saw (histories not produced by Gemini).
+    private static ReadOnlySpan<byte> DummySignature => "skip_thought_signature_validator"u8;
+
+    private enum Turn
+    {
+        None,
+        User,
+        Model,
+    }
+
+    public static string? Write(ReadOnlySpan<byte> document, in OpenAIRequest request, TranslationState state, IBufferWriter<byte> output)
+    {
+        var jsonSchema = GeminiSchema.TakesJsonSchema(state.UpstreamModel);
+        var toolNames = ToolNamesById(document, request.Messages);
+        var writer = JsonOut.Writer(output);
+        writer.WriteStartObject();
+        if (WriteContents(writer, document, request.Messages, toolNames) is { } refused)
+        {
+            return refused;
+        }
+
+        WriteSystem(writer, document, request.Messages);
+        if (request.Tools.Kind(document) == JsonTokenType.StartArray && WriteTools(writer, document, request.Tools, state, jsonSchema) is { } badTool)
+        {
+            return badTool;
+        }
+
+        WriteToolConfig(writer, document, request.ToolChoice);
+        WriteGenerationConfig(writer, document, request, jsonSchema);
+        writer.WriteEndObject();
+        writer.Flush();
+        return null;
+    }
+
+    /// <summary>tool_call_id → function name, from the assistant turns of this request (functionResponse needs the name).</summary>
+    private static Dictionary<string, string> ToolNamesById(ReadOnlySpan<byte> document, JsonSlice messages)
+    {
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        var reader = messages.Reader(document);
+        reader.Read();
+        while (JsonRead.NextElement(ref reader))
+        {
+            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            if (message.Role != OpenAIRole.Assistant || message.ToolCalls.Kind(document) != JsonTokenType.StartArray)
+            {
+                continue;
+            }
+
+            var calls = message.ToolCalls.Reader(document);
+            calls.Read();
+            while (JsonRead.NextElement(ref calls))
+            {
+                var call = OpenAIToolCall.Read(ref calls, message.ToolCalls.Start);
+                if (JsonRead.GetString(document, call.Id) is { } id && JsonRead.GetString(document, call.Name) is { } name)
+                {
+                    names[id] = ToolNaming.UpstreamToolName(name, ProtocolKind.Gemini);
+                }
+            }
+        }
+
+        return names;
+    }
+
+    private static void WriteSystem(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages)
+    {
+        var started = false;
+        var reader = messages.Reader(document);
+        reader.Read();
+        while (JsonRead.NextElement(ref reader))
+        {
+            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            if (message.Role is not (OpenAIRole.System or OpenAIRole.Developer))
+            {
+                continue;
+            }
+
+            if (!started)
+            {
+                writer.WriteStartObject("systemInstruction"u8);
+                writer.WriteStartArray("parts"u8);
+                started = true;
+            }
+
+            WriteTextParts(writer, document, message.Content);
+        }
+
+        if (started)
+        {
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+    }
+
+    private static void WriteTextParts(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice content)
+    {
+        if (content.Kind(document) == JsonTokenType.String)
+        {
+            WriteText(writer, document, content);
+            return;
+        }
+
+        if (content.Kind(document) != JsonTokenType.StartArray)
+        {
+            return;
+        }
+
+        var reader = content.Reader(document);
+        reader.Read();
+        while (JsonRead.NextElement(ref reader))
+        {
+            var part = OpenAIPart.Read(ref reader, content.Start);
+            if (part.Text.Kind(document) == JsonTokenType.String)
+            {
+                WriteText(writer, document, part.Text);
+            }
+        }
+    }
+
+    private static void WriteText(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice text)
+    {
+        if (text.Length <= 2)
+        {
+            return;
+        }
+
+        writer.WriteStartObject();
+        JsonOut.Raw(writer, "text"u8, document, text);
+        writer.WriteEndObject();
+    }
+
+    private static void Open(Utf8JsonWriter writer, ref Turn turn, Turn wanted)
+    {
+        if (turn == wanted)
+        {
+            return;
+        }
+
+        if (turn != Turn.None)
+        {
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        writer.WriteStartObject();
+        writer.WriteString("role"u8, wanted == Turn.User ? "user"u8 : "model"u8);
+        writer.WriteStartArray("parts"u8);
+        turn = wanted;
+    }
+
+    private static string? WriteContents(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages, Dictionary<string, string> toolNames)
+    {
+        writer.WriteStartArray("contents"u8);
+        var turn = Turn.None;
+        var reader = messages.Reader(document);
+        reader.Read();
+        while (JsonRead.NextElement(ref reader))
+        {
+            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            switch (message.Role)
+            {
+                case OpenAIRole.System or OpenAIRole.Developer:
+                    break;
+                case OpenAIRole.User:
+                    if (WriteUser(writer, document, message.Content, ref turn) is { } refused)
+                    {
+                        return refused;
+                    }
+
+                    break;
+                case OpenAIRole.Tool:
+                    Open(writer, ref turn, Turn.User);
+                    WriteFunctionResponse(writer, document, message, toolNames);
+                    break;
+                case OpenAIRole.Assistant:
+                    WriteModel(writer, document, message, ref turn);
+                    break;
+                default:
+                    return "A message has a role Gemini cannot carry.";
+            }
+        }
+
+        if (turn != Turn.None)
+        {
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
+        return null;
+    }
+
+    private static string? WriteUser(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice content, ref Turn turn)
+    {
+        if (content.Kind(document) == JsonTokenType.String)
+        {
+            Open(writer, ref turn, Turn.User);
+            WriteText(writer, document, content);
+            return null;
+        }
+
+        if (content.Kind(document) != JsonTokenType.StartArray)
+        {
+            return null;
+        }
+
+        var reader = content.Reader(document);
+        reader.Read();
+        while (JsonRead.NextElement(ref reader))
+        {
+            var part = OpenAIPart.Read(ref reader, content.Start);
+            Open(writer, ref turn, Turn.User);
+            if (part.IsAudio)
+            {
+                return "Audio input is not carried to Gemini by this gateway yet.";
+            }
+
+            if (part.Text.IsPresent)
+            {
+                WriteText(writer, document, part.Text);
+            }
+            else if (part.ImageUrl.IsPresent || part.FileData.IsPresent)
+            {
+                WriteMedia(writer, document, part.ImageUrl.IsPresent ? part.ImageUrl : part.FileData);
+            }
+            else if (part.FileId.IsPresent)
+            {
+                return "File ids belong to the OpenAI Files API; Gemini cannot read them.";
+            }
+        }
+
+        return null;
+    }
+
+    private static void WriteMedia(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice urlSlice)
+    {
+        var reader = urlSlice.Reader(document);
+        reader.Read();
+        var url = new TextBuffer();
+        try
+        {
+            url.Append(ref reader);
+            writer.WriteStartObject();
+            if (DataUri.TryParse(url.Span, out var mediaType, out var data))
+            {
+                writer.WriteStartObject("inlineData"u8);
+                writer.WriteString("mimeType"u8, mediaType);
+                writer.WriteString("data"u8, data);
+            }
+            else
+            {
+                writer.WriteStartObject("fileData"u8);
+                writer.WriteString("mimeType"u8, DataUri.GuessMediaType(url.Span));
+                writer.WriteString("fileUri"u8, url.Span);
+            }
+
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        }
+        finally
+        {
+            url.Dispose();
+        }
+    }
+
+    private static void WriteFunctionResponse(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIMessage message, Dictionary<string, string> toolNames)
+    {
+        var id = JsonRead.GetString(document, message.ToolCallId) ?? string.Empty;
+        writer.WriteStartObject();
+        writer.WriteStartObject("functionResponse"u8);
+        writer.WriteString("name"u8, toolNames.TryGetValue(id, out var name) ? name : "unknown_tool");
+        writer.WritePropertyName("response"u8);
+        var text = new TextBuffer();
+        try
+        {
+            if (message.Content.Kind(document) == JsonTokenType.String)
+            {
+                var reader = message.Content.Reader(document);
+                reader.Read();
+                text.Append(ref reader);
+            }
+            else if (message.Content.Kind(document) == JsonTokenType.StartArray)
+            {
+                var parts = message.Content.Reader(document);
+                parts.Read();
+                while (JsonRead.NextElement(ref parts))
+                {
+                    var part = OpenAIPart.Read(ref parts, message.Content.Start);
+                    if (part.Text.Kind(document) == JsonTokenType.String)
+                    {
+                        var value = part.Text.Reader(document);
+                        value.Read();
+                        text.Append(ref value);
+                    }
+                }
+            }
+
+            // A JSON object result is the response itself; anything else is wrapped as {"output": …}.
+            if (JsonRead.IsSingleObject(text.Span))
+            {
+                writer.WriteRawValue(text.Span, skipInputValidation: true);
+            }
+            else
+            {
+                writer.WriteStartObject();
+                writer.WriteString("output"u8, text.Span);
+                writer.WriteEndObject();
+            }
+        }
+        finally
+        {
+            text.Dispose();
+        }
+
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
+    private static void WriteModel(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIMessage message, ref Turn turn)
+    {
+        if (message.Content.Kind(document) == JsonTokenType.String && message.Content.Length > 2)
+        {
+            Open(writer, ref turn, Turn.Model);
+            WriteText(writer, document, message.Content);
+        }
+        else if (message.Content.Kind(document) == JsonTokenType.StartArray)
+        {
+            Open(writer, ref turn, Turn.Model);
+            WriteTextParts(writer, document, message.Content);
+        }
+
+        if (message.ToolCalls.Kind(document) != JsonTokenType.StartArray)
+        {
+            return;
+        }
+
+        var first = true;
+        var reader = message.ToolCalls.Reader(document);
+        reader.Read();
+        while (JsonRead.NextElement(ref reader))
+        {
+            var call = OpenAIToolCall.Read(ref reader, message.ToolCalls.Start);
+            Open(writer, ref turn, Turn.Model);
+            writer.WriteStartObject();
+            writer.WriteStartObject("functionCall"u8);
+            writer.WriteString("name"u8, ToolNaming.UpstreamToolName(JsonRead.GetString(document, call.Name) ?? string.Empty, ProtocolKind.Gemini));
+            writer.WritePropertyName("args"u8);
+            JsonOut.ArgumentsAsObject(writer, document, call.Arguments);
+            writer.WriteEndObject();
+
+            // Gemini 3 wants the signature of a turn's first function call back (the client echoes it in extra_content).
+            if (call.ThoughtSignature.Kind(document) == JsonTokenType.String)
+            {
+                JsonOut.Raw(writer, "thoughtSignature"u8, document, call.ThoughtSignature);
+            }
+            else if (first)
+            {
+                writer.WriteString("thoughtSignature"u8, DummySignature);
+            }
+
+            first = false;
+            writer.WriteEndObject();
+        }
+    }
+
+    private static string? WriteTools(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice tools, TranslationState state, bool jsonSchema)
+    {
+        writer.WriteStartArray("tools"u8);
+        writer.WriteStartObject();
+        writer.WriteStartArray("functionDeclarations"u8);
+        var reader = tools.Reader(document);
+        reader.Read();
+        while (JsonRead.NextElement(ref reader))
+        {
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                return "Each tool must be an object.";
+            }
+
+            JsonSlice type = default, name = default, description = default, parameters = default;
+            while (JsonRead.NextProperty(ref reader))
+            {
+                if (reader.ValueTextEquals("type"u8))
+                {
+                    type = JsonRead.PropertyValue(ref reader, tools.Start);
+                }
+                else if (reader.ValueTextEquals("function"u8))
+                {
+                    reader.Read();
+                    if (reader.TokenType != JsonTokenType.StartObject)
+                    {
+                        return "A function tool needs a function object.";
+                    }
+
+                    while (JsonRead.NextProperty(ref reader))
+                    {
+                        if (reader.ValueTextEquals("name"u8))
+                        {
+                            name = JsonRead.PropertyValue(ref reader, tools.Start);
+                        }
+                        else if (reader.ValueTextEquals("description"u8))
+                        {
+                            description = JsonRead.PropertyValue(ref reader, tools.Start);
+                        }
+                        else if (reader.ValueTextEquals("parameters"u8))
+                        {
+                            parameters = JsonRead.PropertyValue(ref reader, tools.Start);
+                        }
+                        else
+                        {
+                            JsonRead.SkipPropertyValue(ref reader);
+                        }
+                    }
+                }
+                else
+                {
+                    JsonRead.SkipPropertyValue(ref reader);
+                }
+            }
+
+            if (type.IsPresent && !JsonRead.StringEquals(document, type, "function"u8))
+            {
+                return "Only function tools can be carried to Gemini.";
+            }
+
+            var clientName = JsonRead.GetString(document, name);
+            if (string.IsNullOrEmpty(clientName))
+            {
+                return "A function tool needs a name.";
+            }
+
+            var upstreamName = ToolNaming.UpstreamToolName(clientName, ProtocolKind.Gemini);
+            if (!string.Equals(upstreamName, clientName, StringComparison.Ordinal))
+            {
+                state.AddRename(upstreamName, clientName);
+            }
+
+            writer.WriteStartObject();
+            writer.WriteString("name"u8, upstreamName);
+            if (description.Kind(document) == JsonTokenType.String)
+            {
+                JsonOut.Raw(writer, "description"u8, document, description);
+            }
+
+            if (parameters.Kind(document) == JsonTokenType.StartObject)
+            {
+                if (jsonSchema)
+                {
+                    JsonOut.Raw(writer, "parametersJsonSchema"u8, document, parameters);
+                }
+                else
+                {
+                    writer.WritePropertyName("parameters"u8);
+                    GeminiSchema.Write(writer, document, parameters, parameters);
+                }
+            }
+
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+        writer.WriteEndArray();
+        return null;
+    }
+
+    private static void WriteToolConfig(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice choice)
+    {
+        var kind = choice.Kind(document);
+        if (kind is not (JsonTokenType.String or JsonTokenType.StartObject))
+        {
+            return;
+        }
+
+        writer.WriteStartObject("toolConfig"u8);
+        writer.WriteStartObject("functionCallingConfig"u8);
+        if (kind == JsonTokenType.String)
+        {
+            writer.WriteString("mode"u8, JsonRead.StringEquals(document, choice, "none"u8) ? "NONE"u8
+                : JsonRead.StringEquals(document, choice, "required"u8) ? "ANY"u8
+                : "AUTO"u8);
+        }
+        else
+        {
+            writer.WriteString("mode"u8, "ANY"u8);
+            writer.WriteStartArray("allowedFunctionNames"u8);
+            writer.WriteStringValue(ToolNaming.UpstreamToolName(OpenAIToAnthropic.AnthropicRequestWriter.NamedChoice(document, choice) ?? string.Empty, ProtocolKind.Gemini));
+            writer.WriteEndArray();
+        }
+
+        writer.WriteEndObject();
+        writer.WriteEndObject();
+    }
+
+    private static void WriteGenerationConfig(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, bool jsonSchema)
+    {
+        writer.WriteStartObject("generationConfig"u8);
+        var maxTokens = request.MaxCompletionTokens.IsPresent ? request.MaxCompletionTokens : request.MaxTokens;
+        CopyNumber(writer, "maxOutputTokens"u8, document, maxTokens);
+        CopyNumber(writer, "temperature"u8, document, request.Temperature);
+        CopyNumber(writer, "topP"u8, document, request.TopP);
+        CopyNumber(writer, "candidateCount"u8, document, request.N);
+        CopyNumber(writer, "seed"u8, document, request.Seed);
+        CopyNumber(writer, "presencePenalty"u8, document, request.PresencePenalty);
+        CopyNumber(writer, "frequencyPenalty"u8, document, request.FrequencyPenalty);
+        if (request.Stop.Kind(document) == JsonTokenType.String)
+        {
+            writer.WriteStartArray("stopSequences"u8);
+            writer.WriteRawValue(request.Stop.In(document), skipInputValidation: true);
+            writer.WriteEndArray();
+        }
+        else if (request.Stop.Kind(document) == JsonTokenType.StartArray)
+        {
+            JsonOut.Raw(writer, "stopSequences"u8, document, request.Stop);
+        }
+
+        WriteResponseFormat(writer, document, request.ResponseFormat, jsonSchema);
+        writer.WriteEndObject();
+    }
+
+    private static void CopyNumber(Utf8JsonWriter writer, ReadOnlySpan<byte> name, ReadOnlySpan<byte> document, JsonSlice value)
+    {
+        if (value.Kind(document) == JsonTokenType.Number)
+        {
+            JsonOut.Raw(writer, name, document, value);
+        }
+    }
+
+    private static void WriteResponseFormat(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice format, bool jsonSchema)
+    {
+        if (format.Kind(document) != JsonTokenType.StartObject)
+        {
+            return;
+        }
+
+        var reader = format.Reader(document);
+        reader.Read();
+        JsonSlice type = default, schema = default;
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (reader.ValueTextEquals("type"u8))
+            {
+                type = JsonRead.PropertyValue(ref reader, format.Start);
+            }
+            else if (reader.ValueTextEquals("json_schema"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.StartObject)
+                {
+                    reader.Skip();
+                    continue;
+                }
+
+                while (JsonRead.NextProperty(ref reader))
+                {
+                    if (reader.ValueTextEquals("schema"u8))
+                    {
+                        schema = JsonRead.PropertyValue(ref reader, format.Start);
+                    }
+                    else
+                    {
+                        JsonRead.SkipPropertyValue(ref reader);
+                    }
+                }
+            }
+            else
+            {
+                JsonRead.SkipPropertyValue(ref reader);
+            }
+        }
+
+        if (JsonRead.StringEquals(document, type, "json_object"u8))
+        {
+            writer.WriteString("responseMimeType"u8, "application/json"u8);
+        }
+        else if (JsonRead.StringEquals(document, type, "json_schema"u8) && schema.Kind(document) == JsonTokenType.StartObject)
+        {
+            writer.WriteString("responseMimeType"u8, "application/json"u8);
+            if (jsonSchema)
+            {
+                JsonOut.Raw(writer, "responseJsonSchema"u8, document, schema);
+            }
+            else
+            {
+                writer.WritePropertyName("responseSchema"u8);
+                GeminiSchema.Write(writer, document, schema, schema);
+            }
+        }
+    }
+}
