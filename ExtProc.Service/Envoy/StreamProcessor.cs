@@ -248,6 +248,17 @@ internal sealed class StreamProcessor : IDisposable
             return;
         }
 
+        if (body.ObserveChunks && direction.Mode == BodySendMode.Streamed && !direction.IsRequest)
+        {
+            // Headers are downstream already: an observer's verdict cannot become a local reply, so its
+            // result is only its side effects (usage, metadata), and the chunk goes on unchanged.
+            body.SetChunk(chunk);
+            body.Complete = message.EndOfStream;
+            await RunPhaseAsync(BodyPhase(direction), direction).ConfigureAwait(false);
+            await WriteAsync(BuildBodyReply(direction)).ConfigureAwait(false);
+            return;
+        }
+
         if (collecting)
         {
             body.Append(chunk);
