@@ -248,12 +248,36 @@ internal sealed class StreamProcessor : IDisposable
             return;
         }
 
-        if (!direction.IsRequest && direction.Mode == BodySendMode.Streamed && !collecting && _context!.ResponseRewriter is { } rewriter)
+        if (!direction.IsRequest && direction.Mode == BodySendMode.Streamed && !collecting
+            && (_context!.ResponseRewriter is not null || body.ObserveChunks))
         {
-            // Each chunk is answered at once, replaced by what the rewriter lets through so far.
-            await WriteAsync(rewriter.TryRewrite(chunk, message.EndOfStream, out var replacement)
-                ? ReplacedChunkReply(replacement)
-                : ResponseBodyContinue).ConfigureAwait(false);
+            // The rewriter first (an SSE list filter, a translator), so observers see what the client gets.
+            var forward = chunk;
+            var replaced = false;
+            if (_context.ResponseRewriter is { } rewriter && rewriter.TryRewrite(chunk, message.EndOfStream, out var rewritten))
+            {
+                forward = rewritten;
+                replaced = true;
+            }
+
+            if (body.ObserveChunks)
+            {
+                // Headers are downstream already: an observer's verdict cannot become a local reply, so its
+                // result is only its side effects (usage, metadata).
+                body.SetChunk(forward);
+                body.Complete = message.EndOfStream;
+                await RunPhaseAsync(BodyPhase(direction), direction).ConfigureAwait(false);
+            }
+
+            if (!replaced)
+            {
+                await WriteAsync(body.ObserveChunks ? BuildBodyReply(direction) : ResponseBodyContinue).ConfigureAwait(false);
+                return;
+            }
+
+            var reply = ReplacedChunkReply(forward);
+            reply.DynamicMetadata = TakeDynamicMetadata(_context);
+            await WriteAsync(reply).ConfigureAwait(false);
             return;
         }
 

@@ -18,6 +18,13 @@ internal sealed class BodyState : IDisposable
     /// <summary>Set by a stage in the headers phase when it must read this body.</summary>
     public bool Needed { get; set; }
 
+    /// <summary>
+    /// Set by a stage in the headers phase to read a STREAMED body chunk by chunk without holding it: the
+    /// body phase then runs once per chunk with <see cref="Content"/> = that chunk only, and
+    /// <see cref="Complete"/> on the last. Observers only read: the chunk goes on unchanged.
+    /// </summary>
+    public bool ObserveChunks { get; set; }
+
     /// <summary>True once the whole body has been seen (false for a partial body).</summary>
     public bool Complete { get; internal set; }
 
@@ -39,6 +46,14 @@ internal sealed class BodyState : IDisposable
         _replacementOwner?.Dispose();
         _replacementOwner = writer;
         Replacement = writer.WrittenMemory;
+    }
+
+    /// <summary>Makes <paramref name="chunk"/> the whole content (chunk observation); nothing is kept across chunks.</summary>
+    internal void SetChunk(ReadOnlyMemory<byte> chunk)
+    {
+        Started = true;
+        _single = chunk;
+        _hasSingle = true;
     }
 
     internal void Append(ReadOnlyMemory<byte> chunk)

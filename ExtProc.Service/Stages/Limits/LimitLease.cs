@@ -1,3 +1,4 @@
+using ExtProc.Protocols.Sse;
 using ExtProc.Storage;
 using ExtProc.Tenancy.Config;
 
@@ -34,4 +35,13 @@ internal sealed class LimitLease
     public bool ReadingResponse { get; set; }
 
     public bool StreamedResponse { get; set; }
+
+    /// <summary>Usage seen so far in a streamed response (a field: the struct is updated in place).</summary>
+    public UsageReader Usage;
+
+    /// <summary>Tokens of generated text seen so far in a streamed response (what a cut stream is charged without usage).</summary>
+    public long Generated { get; set; }
+
+    /// <summary>The incremental SSE reader of a streamed response; bounded memory, disposed at settlement.</summary>
+    public SseEventReader? Events { get; set; }
 }

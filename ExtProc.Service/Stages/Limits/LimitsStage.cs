@@ -4,6 +4,7 @@ using ExtProc.Observability;
 using ExtProc.Pipeline;
 using ExtProc.Pipeline.Errors;
 using ExtProc.Protocols;
+using ExtProc.Protocols.Sse;
 using ExtProc.Storage;
 using ExtProc.Tenancy;
 using ExtProc.Tenancy.Config;
@@ -92,19 +93,35 @@ internal sealed class LimitsStage : Stage
         lease.ReadingResponse = true;
         lease.StreamedResponse = context.ResponseHeaders!.TryGetSingle("content-type", out var type)
             && type.Span.IndexOf("text/event-stream"u8) >= 0;
-        context.ResponseBody.Needed = true;
-        context.ResponseBodyHandling = lease.StreamedResponse ? ResponseBodyHandling.Streamed : ResponseBodyHandling.Buffered;
+        if (lease.StreamedResponse)
+        {
+            // SSE: read event by event as chunks pass, never holding the stream.
+            lease.Events = new SseEventReader();
+            context.ResponseBody.ObserveChunks = true;
+            context.ResponseBodyHandling = ResponseBodyHandling.Streamed;
+        }
+        else
+        {
+            context.ResponseBody.Needed = true;
+            context.ResponseBodyHandling = ResponseBodyHandling.Buffered;
+        }
+
         return StageResult.ContinueTask;
     }
 
     public override ValueTask<StageResult> OnResponseBodyAsync(ProcessingContext context)
     {
-        if (context.Limits is not { Settled: false, ReadingResponse: true } lease || !context.ResponseBody.Complete)
+        if (context.Limits is not { Settled: false, ReadingResponse: true } lease)
         {
             return StageResult.ContinueTask;
         }
 
-        return SettleFromBodyAsync(context, lease);
+        if (lease.StreamedResponse)
+        {
+            ReadEvents(lease, context.ResponseBody.Content.Span);
+        }
+
+        return context.ResponseBody.Complete ? SettleFromBodyAsync(context, lease) : StageResult.ContinueTask;
     }
 
     public override async ValueTask OnStreamEndAsync(ProcessingContext context)
@@ -114,13 +131,15 @@ internal sealed class LimitsStage : Stage
             return;
         }
 
-        if (lease.ReadingResponse && context.ResponseBody.Length > 0)
+        if (lease.ReadingResponse && context.ResponseBody.Started)
         {
             // Cut short: charge what was generated (usage the provider already sent, else our estimate).
             await SettleFromBodyAsync(context, lease).ConfigureAwait(false);
             return;
         }
 
+        lease.Events?.Dispose();
+        lease.Events = null;
         await SettleAsync(context, lease, default, released: true).ConfigureAwait(false);
     }
 
@@ -272,16 +291,36 @@ internal sealed class LimitsStage : Stage
         return (id, new DateTimeOffset(endUtc, TimeSpan.Zero));
     }
 
+    private static void ReadEvents(LimitLease lease, ReadOnlySpan<byte> chunk)
+    {
+        var events = lease.Events!;
+        if (!events.Append(chunk))
+        {
+            // An event over the reader's cap: usage is no longer readable from this stream; the estimate stands.
+            return;
+        }
+
+        while (events.TryReadEvent(out var sseEvent))
+        {
+            var data = sseEvent.Data;
+            if (data.IsEmpty || data.SequenceEqual("[DONE]"u8))
+            {
+                continue;
+            }
+
+            lease.Usage.ReadJson(data);
+            lease.Generated += TokenEstimator.EstimateGenerated(data, lease.Model);
+        }
+    }
+
     private ValueTask<StageResult> SettleFromBodyAsync(ProcessingContext context, LimitLease lease)
     {
-        var body = context.ResponseBody.Content.Span;
-        var reader = default(UsageReader);
-        long generated = 0;
-        if (lease.StreamedResponse)
-        {
-            generated = reader.ReadSse(body, lease.Model);
-        }
-        else
+        var reader = lease.Usage;
+        var generated = lease.Generated;
+        lease.Events?.Dispose();
+        lease.Events = null;
+        var body = lease.StreamedResponse ? default : context.ResponseBody.Content.Span;
+        if (!lease.StreamedResponse)
         {
             reader.ReadJson(body);
         }

@@ -1,5 +1,4 @@
 using System.Text.Json;
-using ExtProc.Protocols.Sse;
 
 namespace ExtProc.Stages.Limits;
 
@@ -74,27 +73,6 @@ internal struct UsageReader
         {
             return false;
         }
-    }
-
-    /// <summary>Reads every complete event of an SSE body (possibly cut short); returns the generated-text estimate as well.</summary>
-    public long ReadSse(ReadOnlySpan<byte> body, string? model)
-    {
-        using var events = new SseEventReader();
-        events.Append(body);
-        long generated = 0;
-        while (events.TryReadEvent(out var sseEvent))
-        {
-            var data = sseEvent.Data;
-            if (data.IsEmpty || data.SequenceEqual("[DONE]"u8))
-            {
-                continue;
-            }
-
-            ReadJson(data);
-            generated += TokenEstimator.EstimateGenerated(data, model);
-        }
-
-        return generated;
     }
 
     private void ReadUsageObject(ref Utf8JsonReader reader, ReadOnlySpan<byte> parent)

@@ -173,4 +173,38 @@ public sealed class LimitsStageTests
         _output.WriteLine($"L8 (engine): counter after 4 requests + probe = {used} tokens (1000 buffered + 325 streamed + 0 aborted + cut stream estimate + probe estimate)");
         Assert.InRange(used, 1000 + 325 + 6, 1000 + 325 + 60);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(64)]
+    [InlineData(4096)]
+    public async Task Tokens_StreamedUsageInAnyChunking_SettledWithoutHoldingTheStream(int chunkSize)
+    {
+        var snapshot = Tenancy.TestTenancy.BuildPipeline(Yaml("tpm"), time: new FakeTimeProvider(DateTimeOffset.Parse("2026-11-24T10:00:00Z")));
+        var stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\r\n\r\n"
+            + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":700,\"completion_tokens\":77,\"total_tokens\":777,\"prompt_tokens_details\":{\"cached_tokens\":100}}}\n\n"
+            + "data: [DONE]\n\n";
+        var bytes = Utf8(stream);
+        var (processor, writer) = await AdmitAsync(snapshot, Chat(stream: true));
+        await processor.HandleAsync(ResponseHeaders(200, "text/event-stream"));
+        Assert.Equal(global::Envoy.Extensions.Filters.Http.ExtProc.V3.ProcessingMode.Types.BodySendMode.Streamed, writer.Responses[^1].ModeOverride.ResponseBodyMode);
+        for (var offset = 0; offset < bytes.Length; offset += chunkSize)
+        {
+            var take = Math.Min(chunkSize, bytes.Length - offset);
+            await processor.HandleAsync(ResponseBody(bytes.AsSpan(offset, take), endOfStream: offset + take == bytes.Length));
+        }
+
+        var last = writer.Responses[^1];
+        Assert.Equal(777, last.DynamicMetadata.Fields["extproc"].StructValue.Fields["input_tokens"].NumberValue
+            + last.DynamicMetadata.Fields["extproc"].StructValue.Fields["output_tokens"].NumberValue);
+        Assert.Equal(100, last.DynamicMetadata.Fields["extproc"].StructValue.Fields["cached_input_tokens"].NumberValue);
+        Assert.Null(processor.Context!.ResponseBody.Content.Length > chunkSize ? "held" : null);
+        await processor.EndAsync();
+
+        var (probe, probeWriter) = await AdmitAsync(snapshot, Chat(maxTokens: 1));
+        await probe.HandleAsync(ResponseHeaders(200));
+        var remaining = long.Parse(Header(probeWriter.Responses[^1].ResponseHeaders.Response.HeaderMutation, "x-ratelimit-remaining-tokens"), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(100_000 - remaining, 777 + 1, 777 + 20);
+    }
 }
