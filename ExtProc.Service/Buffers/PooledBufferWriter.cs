@@ -19,6 +19,13 @@ internal sealed class PooledBufferWriter : IBufferWriter<byte>, IDisposable
 
     public ReadOnlySpan<byte> WrittenSpan => _buffer is null ? default : _buffer.AsSpan(0, _written);
 
+    /// <summary>Forgets what was written (and clears it), keeping the array for the next use.</summary>
+    public void Clear()
+    {
+        _buffer.AsSpan(0, _written).Clear();
+        _written = 0;
+    }
+
     public void Advance(int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);

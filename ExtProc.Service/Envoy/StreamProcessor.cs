@@ -251,22 +251,22 @@ internal sealed class StreamProcessor : IDisposable
         if (!direction.IsRequest && direction.Mode == BodySendMode.Streamed && !collecting
             && (_context!.ResponseRewriter is not null || body.ObserveChunks))
         {
-            // The rewriter first (an SSE list filter, a translator), so observers see what the client gets.
+            // Observers (usage) read what the upstream sent; the rewriter (an SSE list filter, a translator)
+            // decides what the client gets. Headers are downstream already: an observer's verdict cannot
+            // become a local reply, so its result is only its side effects (usage, metadata).
+            if (body.ObserveChunks)
+            {
+                body.SetChunk(chunk);
+                body.Complete = message.EndOfStream;
+                await RunPhaseAsync(BodyPhase(direction), direction).ConfigureAwait(false);
+            }
+
             var forward = chunk;
             var replaced = false;
             if (_context.ResponseRewriter is { } rewriter && rewriter.TryRewrite(chunk, message.EndOfStream, out var rewritten))
             {
                 forward = rewritten;
                 replaced = true;
-            }
-
-            if (body.ObserveChunks)
-            {
-                // Headers are downstream already: an observer's verdict cannot become a local reply, so its
-                // result is only its side effects (usage, metadata).
-                body.SetChunk(forward);
-                body.Complete = message.EndOfStream;
-                await RunPhaseAsync(BodyPhase(direction), direction).ConfigureAwait(false);
             }
 
             if (!replaced)

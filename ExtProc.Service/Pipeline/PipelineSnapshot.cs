@@ -94,8 +94,8 @@ internal sealed class PipelineSnapshot
             {
                 // 9. The upstream, chosen once the request is allowed, read and admitted: the route-level
                 //    decision downstream, the per-attempt rewrite when ExtProc also runs as the upstream filter.
-                stages.Add(new RoutingStage(tenancy.Routing, services.Health, Random.Shared));
-                stages.Add(new AttemptStage(tenancy.Routing, services.Health));
+                stages.Add(new RoutingStage(tenancy.Routing, services.Health, Random.Shared, services.Time));
+                stages.Add(new AttemptStage(tenancy.Routing, services.Health, services.Time));
             }
         }
 

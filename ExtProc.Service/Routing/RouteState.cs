@@ -12,6 +12,14 @@ internal sealed class RouteState
 
     /// <summary>1 for the first try (Envoy's <c>x-envoy-attempt-count</c> in per-attempt mode).</summary>
     public int Attempt { get; set; } = 1;
+
+    /// <summary>The translator when the target speaks another format or dialect; null when bytes pass as they are.</summary>
+    public Translation.TranslationDirection? Translation { get; set; }
+
+    public Translation.TranslationState? TranslationState { get; set; }
+
+    /// <summary>The SSE translation of this response, once one started (disposed at stream end).</summary>
+    public TranslationBridge.StreamTranslation? Stream { get; set; }
 }
 
 /// <summary>The Envoy request attributes and internal headers routing relies on.</summary>

@@ -42,47 +42,68 @@ internal static class TargetRequestWriter
         }
     }
 
-    /// <summary>Rewrites the body's model when the target knows the model by another name.</summary>
-    public static void WriteBody(ProcessingContext context, Target target)
+    /// <summary>
+    /// The body for <paramref name="target"/>: translated when it speaks another format (null, or the error to
+    /// answer), else with the model renamed when the target knows it by another name.
+    /// </summary>
+    public static Translation.TranslationError? WriteBody(ProcessingContext context, RouteState state, Target target, TimeProvider time)
     {
-        var request = context.Request;
-        if (request is null || context.Protocol == ProtocolKind.Gemini || string.Equals(request.Model, target.UpstreamModel, StringComparison.Ordinal))
+        if (TranslationBridge.TranslateRequest(context, state, target, time) is { } error)
         {
-            return;
+            return error;
+        }
+
+        var request = context.Request;
+        if (state.Translation is not null || request is null || context.Protocol == ProtocolKind.Gemini
+            || string.Equals(request.Model, target.UpstreamModel, StringComparison.Ordinal))
+        {
+            return null;
         }
 
         var body = context.RequestBody.Replacement ?? context.RequestBody.Content;
         var writer = new PooledBufferWriter(body.Length + target.UpstreamModelBytes.Length + 16);
         TopLevelFieldRewriter.SetString(body.Span, ModelField, target.UpstreamModelBytes, writer);
         context.RequestBody.Replace(writer);
+        return null;
     }
 
-    /// <summary>The target's endpoint, keeping the client's query (credentials in a query were refused by the auth stage).</summary>
+    /// <summary>
+    /// The target's endpoint. The client's query is kept when the target speaks the client's format
+    /// (credentials in a query were refused by the auth stage); a Gemini target streams with <c>alt=sse</c>.
+    /// </summary>
     internal static string BuildPath(ProcessingContext context, Target target)
     {
         var provider = target.Provider.Config;
         var query = "";
-        var streamMethod = false;
+        var stream = context.Request?.Stream ?? false;
         if (context.RequestHeaders.TryGetSingle(":path", out var raw))
         {
             var path = Encoding.ASCII.GetString(raw.Span);
             var mark = path.IndexOf('?', StringComparison.Ordinal);
-            if (mark >= 0)
+            if (mark >= 0 && context.Protocol == provider.Protocol)
             {
                 query = path[(mark + 1)..];
-                path = path[..mark];
             }
 
-            streamMethod = path.EndsWith(":streamGenerateContent", StringComparison.Ordinal);
+            if (context.Protocol == ProtocolKind.Gemini)
+            {
+                stream = (mark >= 0 ? path[..mark] : path).EndsWith(":streamGenerateContent", StringComparison.Ordinal);
+            }
         }
 
+        var model = Uri.EscapeDataString(target.UpstreamModel);
         var endpoint = provider.Schema switch
         {
             WireSchema.Anthropic => provider.BasePath + "/messages",
-            WireSchema.Gemini => provider.BasePath + "/models/" + Uri.EscapeDataString(target.UpstreamModel)
-                + (streamMethod ? ":streamGenerateContent" : ":generateContent"),
+            WireSchema.Gemini => provider.BasePath + "/models/" + model + (stream ? ":streamGenerateContent" : ":generateContent"),
+            _ when provider.Dialect == Translation.UpstreamDialect.Azure => provider.BasePath + "/deployments/" + model + "/chat/completions",
             _ => provider.BasePath + "/chat/completions",
         };
+        if (provider.Schema == WireSchema.Gemini && stream && !query.Contains("alt=sse", StringComparison.Ordinal))
+        {
+            query = query.Length == 0 ? "alt=sse" : query + "&alt=sse";
+        }
+
         if (provider.Query is { } extra)
         {
             query = query.Length == 0 ? extra : query + "&" + extra;

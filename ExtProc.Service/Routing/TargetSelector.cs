@@ -55,7 +55,7 @@ internal static class TargetSelector
     /// <summary>Bytes of prompt per token for the context-window estimate (conservative for English text).</summary>
     private const int BytesPerToken = 4;
 
-    public static RoutePlan Plan(ModelRoute route, CallerIdentity? identity, RequestSummary? request, WireSchema clientSchema,
+    public static RoutePlan Plan(ModelRoute route, CallerIdentity? identity, RequestSummary? request, ProtocolKind client,
         RoutingCatalog catalog, PassiveHealth health, Random random)
     {
         var all = route.Targets;
@@ -89,7 +89,7 @@ internal static class TargetSelector
                 }
 
                 var caps = provider.Config.Capabilities;
-                if (provider.Schema != clientSchema
+                if (!TranslationBridge.CanServe(client, provider)
                     || (request is not null && ((request.Tools.Count > 0 && !caps.Tools) || (request.Stream && !caps.Streaming)
                         || (caps.ContextWindow is { } window && estimate > window))))
                 {

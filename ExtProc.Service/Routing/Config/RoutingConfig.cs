@@ -62,7 +62,19 @@ internal sealed record ProviderConfig(
     SecretSource? Credential,
     string? AnthropicVersion,
     IReadOnlyList<string> Regions,
-    ProviderCapabilities Capabilities);
+    ProviderCapabilities Capabilities)
+{
+    /// <summary>The quirks of an OpenAI-compatible provider (DeepSeek, Qwen, Mistral, Azure); standard otherwise.</summary>
+    public Translation.UpstreamDialect Dialect { get; init; }
+
+    /// <summary>The protocol this provider's endpoint speaks, in the terms the translators use.</summary>
+    public Protocols.ProtocolKind Protocol => Schema switch
+    {
+        WireSchema.Anthropic => Protocols.ProtocolKind.AnthropicMessages,
+        WireSchema.Gemini => Protocols.ProtocolKind.Gemini,
+        _ => Protocols.ProtocolKind.OpenAiChat,
+    };
+}
 
 /// <summary>One place a public model can be served: a provider and the model name it knows.</summary>
 internal sealed record TargetConfig(string Provider, string Model, int Weight, int Priority);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using ExtProc.Tenancy.Config;
+using ExtProc.Translation;
 
 namespace ExtProc.Routing.Config;
 
@@ -108,7 +109,8 @@ internal static class RoutingConfigParser
                 errors.Add(provider.PathOf("cluster"), provider.Node, "must be an Envoy cluster name without spaces or control characters");
             }
 
-            var basePath = provider.String("basePath") ?? DefaultBasePath(schema);
+            var dialect = ReadDialect(provider, errors, schema);
+            var basePath = provider.String("basePath") ?? (dialect == UpstreamDialect.Azure ? "/openai" : DefaultBasePath(schema));
             if (basePath.Length == 0 || basePath[0] != '/' || basePath.EndsWith('/') || basePath.Contains('?') || !IsToken(basePath))
             {
                 errors.Add(provider.PathOf("basePath"), provider.Node, "must start with '/', not end with '/', and hold no query or spaces");
@@ -120,7 +122,7 @@ internal static class RoutingConfigParser
                 errors.Add(provider.PathOf("query"), provider.Node, "must be name=value pairs joined by '&', without the leading '?'");
             }
 
-            var auth = ReadAuth(provider, errors, schema);
+            var auth = ReadAuth(provider, errors, schema, dialect);
             var credential = ReadSecret(provider.Map("credential"), errors);
             if (credential is not null && auth == CredentialStyle.None)
             {
@@ -139,7 +141,8 @@ internal static class RoutingConfigParser
             if (cluster is not null)
             {
                 list.Add(new ProviderConfig(name, schema, cluster, basePath, query, auth, credential,
-                    schema == WireSchema.Anthropic ? version ?? "2023-06-01" : null, regions, capabilities));
+                    schema == WireSchema.Anthropic ? version ?? "2023-06-01" : null, regions, capabilities)
+                { Dialect = dialect });
             }
         }
 
@@ -165,7 +168,28 @@ internal static class RoutingConfigParser
         }
     }
 
-    private static CredentialStyle ReadAuth(MapReader provider, ConfigErrors errors, WireSchema schema)
+    private static UpstreamDialect ReadDialect(MapReader provider, ConfigErrors errors, WireSchema schema)
+    {
+        var text = provider.String("dialect");
+        var dialect = text switch
+        {
+            null or "standard" => UpstreamDialect.Standard,
+            "deepseek" => UpstreamDialect.DeepSeek,
+            "qwen" => UpstreamDialect.Qwen,
+            "mistral" => UpstreamDialect.Mistral,
+            "azure" => UpstreamDialect.Azure,
+            _ => (UpstreamDialect?)null,
+        };
+        if (dialect is null || (dialect != UpstreamDialect.Standard && schema != WireSchema.OpenAi))
+        {
+            errors.Add(provider.PathOf("dialect"), provider.Node, "must be standard, deepseek, qwen, mistral or azure, and only for openai providers");
+            return UpstreamDialect.Standard;
+        }
+
+        return dialect.Value;
+    }
+
+    private static CredentialStyle ReadAuth(MapReader provider, ConfigErrors errors, WireSchema schema, UpstreamDialect dialect)
     {
         var text = provider.String("auth");
         switch (text)
@@ -175,6 +199,7 @@ internal static class RoutingConfigParser
                 {
                     WireSchema.Anthropic => CredentialStyle.XApiKey,
                     WireSchema.Gemini => CredentialStyle.GoogApiKey,
+                    _ when dialect == UpstreamDialect.Azure => CredentialStyle.ApiKey,
                     _ => CredentialStyle.Bearer,
                 };
             case "bearer":

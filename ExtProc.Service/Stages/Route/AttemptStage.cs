@@ -16,11 +16,13 @@ internal sealed class AttemptStage : Stage
 {
     private readonly RoutingCatalog _catalog;
     private readonly PassiveHealth _health;
+    private readonly TimeProvider _time;
 
-    public AttemptStage(RoutingCatalog catalog, PassiveHealth health)
+    public AttemptStage(RoutingCatalog catalog, PassiveHealth health, TimeProvider time)
     {
         _catalog = catalog;
         _health = health;
+        _time = time;
     }
 
     public override string Name => "attempt";
@@ -80,9 +82,10 @@ internal sealed class AttemptStage : Stage
 
     public override ValueTask<StageResult> OnRequestBodyAsync(ProcessingContext context)
     {
-        if (context.IsUpstreamAttempt && context.Route?.Target is { } target)
+        if (context.IsUpstreamAttempt && context.Route is { Target: { } target } state
+            && TargetRequestWriter.WriteBody(context, state, target, _time) is { } error)
         {
-            TargetRequestWriter.WriteBody(context, target);
+            return RoutingStage.RespondAsync(context, error.Error, error.Message);
         }
 
         return StageResult.ContinueTask;
@@ -95,9 +98,21 @@ internal sealed class AttemptStage : Stage
             return StageResult.ContinueTask;
         }
 
-        _health.Report(target.Key, RoutingStage.StatusOf(context), _catalog.Settings.Health);
+        _health.Report(target.Key, RouteStatus.Of(context), _catalog.Settings.Health);
         RoutingStage.WriteResponseHeaders(context, target, state.Attempt, _catalog.Settings.DebugHeaders);
+        TranslationBridge.OnResponseHeaders(context, state);
         return StageResult.ContinueTask;
+    }
+
+    public override ValueTask<StageResult> OnResponseBodyAsync(ProcessingContext context) =>
+        context.IsUpstreamAttempt && context.Route is { } state
+            ? new(TranslationBridge.OnResponseBody(context, state))
+            : StageResult.ContinueTask;
+
+    public override ValueTask OnStreamEndAsync(ProcessingContext context)
+    {
+        context.Route?.Stream?.Dispose();
+        return default;
     }
 
     private static Target? FindTarget(ModelRoute route, Provider provider)

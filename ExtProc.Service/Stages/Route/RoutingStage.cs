@@ -4,7 +4,6 @@ using ExtProc.Pipeline;
 using ExtProc.Pipeline.Errors;
 using ExtProc.Protocols;
 using ExtProc.Routing;
-using ExtProc.Routing.Config;
 
 namespace ExtProc.Stages.Route;
 
@@ -20,12 +19,14 @@ internal sealed class RoutingStage : Stage
     private readonly RoutingCatalog _catalog;
     private readonly PassiveHealth _health;
     private readonly Random _random;
+    private readonly TimeProvider _time;
 
-    public RoutingStage(RoutingCatalog catalog, PassiveHealth health, Random random)
+    public RoutingStage(RoutingCatalog catalog, PassiveHealth health, Random random, TimeProvider time)
     {
         _catalog = catalog;
         _health = health;
         _random = random;
+        _time = time;
     }
 
     public override string Name => "route";
@@ -70,7 +71,7 @@ internal sealed class RoutingStage : Stage
             return RespondAsync(context, GatewayError.ModelNotFound, $"The model '{Printable(model)}' does not exist or is not available.");
         }
 
-        var plan = TargetSelector.Plan(route, context.Identity, context.Request, SchemaOf(context.Protocol), _catalog, _health, _random);
+        var plan = TargetSelector.Plan(route, context.Identity, context.Request, context.Protocol, _catalog, _health, _random);
         if (plan.Error is { } error)
         {
             return RespondAsync(context, error, plan.ErrorMessage!, plan.RetryAfter);
@@ -112,21 +113,37 @@ internal sealed class RoutingStage : Stage
         context.RequestMutations.Set(_catalog.Settings.ClusterHeader, chosen.Provider.ClusterBytes);
         context.ClearRouteCache = true;
         TargetRequestWriter.WriteHeaders(context, chosen, _catalog, tenantId);
-        TargetRequestWriter.WriteBody(context, chosen);
+        if (TargetRequestWriter.WriteBody(context, state, chosen, _time) is { } untranslatable)
+        {
+            return RespondAsync(context, untranslatable.Error, untranslatable.Message);
+        }
+
         Record(context, chosen, attempt: 1, ReferenceEquals(chosen, plan.Targets[0]) ? "selected" : "fallback");
         return StageResult.ContinueTask;
     }
 
     public override ValueTask<StageResult> OnResponseHeadersAsync(ProcessingContext context)
     {
-        if (context.IsUpstreamAttempt || context.Route?.Target is not { } target)
+        if (context.IsUpstreamAttempt || context.Route is not { Target: { } target } state)
         {
             return StageResult.ContinueTask;
         }
 
-        _health.Report(target.Key, StatusOf(context), _catalog.Settings.Health);
+        _health.Report(target.Key, RouteStatus.Of(context), _catalog.Settings.Health);
         WriteResponseHeaders(context, target, attempt: 1, _catalog.Settings.DebugHeaders);
+        TranslationBridge.OnResponseHeaders(context, state);
         return StageResult.ContinueTask;
+    }
+
+    public override ValueTask<StageResult> OnResponseBodyAsync(ProcessingContext context) =>
+        context.IsUpstreamAttempt || context.Route is not { } state
+            ? StageResult.ContinueTask
+            : new(TranslationBridge.OnResponseBody(context, state));
+
+    public override ValueTask OnStreamEndAsync(ProcessingContext context)
+    {
+        context.Route?.Stream?.Dispose();
+        return default;
     }
 
     internal static void Record(ProcessingContext context, Target target, int attempt, string reason)
@@ -156,18 +173,7 @@ internal sealed class RoutingStage : Stage
         }
     }
 
-    internal static int StatusOf(ProcessingContext context) =>
-        context.ResponseHeaders is { } headers && headers.TryGetSingle(":status", out var raw)
-            && int.TryParse(raw.Span, NumberStyles.None, CultureInfo.InvariantCulture, out var status) ? status : 0;
-
     internal static bool IsLlm(ProtocolKind protocol) => protocol is ProtocolKind.OpenAiChat or ProtocolKind.AnthropicMessages or ProtocolKind.Gemini;
-
-    internal static WireSchema SchemaOf(ProtocolKind protocol) => protocol switch
-    {
-        ProtocolKind.AnthropicMessages => WireSchema.Anthropic,
-        ProtocolKind.Gemini => WireSchema.Gemini,
-        _ => WireSchema.OpenAi,
-    };
 
     internal static ValueTask<StageResult> RespondAsync(ProcessingContext context, GatewayError error, string message, TimeSpan? retryAfter = null) =>
         new(StageResult.Respond(retryAfter is { } wait

@@ -271,6 +271,100 @@ public sealed class RoutingDataPlaneTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OpenAiSdk_ClaudeModel_TranslatedToAnthropicAndBack_Buffered()
+    {
+        var completion = await OpenAi("claude-sonnet", TestTenancy.BetaKey).CompleteChatAsync(
+            [new SystemChatMessage("Be brief."), new UserChatMessage("Hi")], new ChatCompletionOptions { MaxOutputTokenCount = 64 });
+
+        Assert.Equal("anthropic", completion.Value.Content[0].Text);
+        Assert.Equal(ChatFinishReason.Stop, completion.Value.FinishReason);
+        Assert.Equal(2, completion.Value.Usage.TotalTokenCount);
+        var received = Assert.Single(_providers["anthropic"].Received);
+        Assert.Equal("/v1/messages", received.Path);
+        Assert.Equal(RoutingKit.AnthropicSecret, received.Headers.Get("x-api-key"));
+        Assert.Equal("2023-06-01", received.Headers.Get("anthropic-version"));
+        using var body = JsonDocument.Parse(received.Body);
+        Assert.Equal("claude-sonnet-4-5-20250929", body.RootElement.GetProperty("model").GetString());
+        Assert.Equal(64, body.RootElement.GetProperty("max_tokens").GetInt32());
+        Assert.Equal("Be brief.", SystemText(body.RootElement.GetProperty("system")));
+        Assert.Equal("user", body.RootElement.GetProperty("messages")[0].GetProperty("role").GetString());
+        Assert.Empty(UnexpectedErrors(_extProc));
+    }
+
+    [Fact]
+    public async Task OpenAiSdk_ClaudeModel_StreamedToolCall_ArrivesAsOpenAiToolCallChunks()
+    {
+        _overrides["anthropic"] = _ => LoopbackResponse.Sse(
+            AnthropicEvent("message_start", """{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}"""),
+            AnthropicEvent("content_block_start", """{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"""),
+            AnthropicEvent("content_block_delta", """{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Checking."}}"""),
+            AnthropicEvent("content_block_stop", """{"type":"content_block_stop","index":0}"""),
+            AnthropicEvent("content_block_start", """{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_01","name":"get_weather","input":{}}}"""),
+            AnthropicEvent("content_block_delta", """{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"city\":"}}"""),
+            AnthropicEvent("content_block_delta", """{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"Paris\"}"}}"""),
+            AnthropicEvent("content_block_stop", """{"type":"content_block_stop","index":1}"""),
+            AnthropicEvent("message_delta", """{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":25}}"""),
+            AnthropicEvent("message_stop", """{"type":"message_stop"}"""));
+        var tool = ChatTool.CreateFunctionTool("get_weather", "Weather of a city", BinaryData.FromString("""{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"""));
+        var options = new ChatCompletionOptions { Tools = { tool } };
+
+        var text = new List<string>();
+        var arguments = new System.Text.StringBuilder();
+        string? name = null, id = null;
+        ChatFinishReason? finish = null;
+        await foreach (var update in OpenAi("claude-sonnet", TestTenancy.BetaKey).CompleteChatStreamingAsync([new UserChatMessage("Weather in Paris?")], options))
+        {
+            text.AddRange(update.ContentUpdate.Select(p => p.Text));
+            foreach (var call in update.ToolCallUpdates)
+            {
+                Assert.Equal(0, call.Index);
+                name ??= call.FunctionName;
+                id ??= call.ToolCallId;
+                arguments.Append(call.FunctionArgumentsUpdate?.ToString());
+            }
+
+            finish ??= update.FinishReason;
+        }
+
+        Assert.Equal("Checking.", string.Concat(text));
+        Assert.Equal(("get_weather", "toolu_01"), (name, id));
+        Assert.Equal("""{"city":"Paris"}""", arguments.ToString());
+        Assert.Equal(ChatFinishReason.ToolCalls, finish);
+        using var sent = JsonDocument.Parse(Assert.Single(_providers["anthropic"].Received).Body);
+        Assert.True(sent.RootElement.GetProperty("stream").GetBoolean());
+        Assert.Equal("get_weather", sent.RootElement.GetProperty("tools")[0].GetProperty("name").GetString());
+        Assert.Empty(UnexpectedErrors(_extProc));
+    }
+
+    [Fact]
+    public async Task AnthropicSdk_GptModel_TranslatedToOpenAiAndBack()
+    {
+        var client = new AnthropicClient { ApiKey = TestTenancy.BetaKey, BaseUrl = _plane.BaseUri.ToString().TrimEnd('/'), MaxRetries = 0 };
+
+        var message = await client.Messages.Create(new MessageCreateParams
+        {
+            Model = "gpt-4o",
+            MaxTokens = 32,
+            Messages = [new UserMessageParam { Content = "Hi" }],
+        });
+
+        var served = Count("openai-us") == 1 ? "openai-us" : "openai-eu";
+        Assert.Equal(1, Count(served));
+        var text = Assert.Single(message.Content).Value;
+        Assert.Contains(served, System.Text.Json.JsonSerializer.Serialize(text), StringComparison.Ordinal);
+        using var sent = JsonDocument.Parse(_providers[served].Received[0].Body);
+        Assert.Equal("user", sent.RootElement.GetProperty("messages")[0].GetProperty("role").GetString());
+        Assert.EndsWith("/chat/completions", _providers[served].Received[0].Path, StringComparison.Ordinal);
+        Assert.StartsWith("Bearer sk-", _providers[served].Received[0].Headers.Get("authorization"), StringComparison.Ordinal);
+        Assert.Empty(UnexpectedErrors(_extProc));
+    }
+
+    private static SseEvent AnthropicEvent(string name, string data) => new($"event: {name}\ndata: {data}\n\n");
+
+    private static string SystemText(JsonElement system) =>
+        system.ValueKind == JsonValueKind.String ? system.GetString()! : system[0].GetProperty("text").GetString()!;
+
+    [Fact]
     public async Task UnknownModel_404InTheOpenAiDialect_NoProviderContacted()
     {
         var error = await Assert.ThrowsAsync<ClientResultException>(() => OpenAi("gpt-9", TestTenancy.BetaKey).CompleteChatAsync("Hi"));

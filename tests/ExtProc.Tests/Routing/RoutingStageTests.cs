@@ -161,7 +161,7 @@ public sealed class RoutingStageTests : IDisposable
     [InlineData("/v1beta/models/nope:generateContent", """{"contents":[]}""", 404, "model_not_found")]
     [InlineData("/v1/chat/completions", """{"model":"gpt-4o","messages":[],"api_base":"http://evil.test"}""", 400, "unsupported_field")]
     [InlineData("/v1/chat/completions", """{"model":"gpt-4o","messages":[],"Base_URL":"http://evil.test"}""", 400, "unsupported_field")]
-    [InlineData("/v1/messages", """{"model":"gpt-4o","max_tokens":1,"messages":[]}""", 400, "no_capable_target")]
+    [InlineData("/v1beta/models/gpt-4o:generateContent", """{"contents":[]}""", 400, "no_capable_target")]
     public async Task BadRequest_ErrorInTheCallersDialectNothingRouted(string path, string body, int status, string code)
     {
         var snapshot = TestTenancy.BuildPipeline(_kit.Yaml());
