@@ -54,6 +54,7 @@ public sealed class RoutingDataPlaneTests : IAsyncLifetime
         perAttempt.Retry.NumRetries = 2;
         perAttempt.Retry.BaseInterval = TimeSpan.FromMilliseconds(1);
         perAttempt.AggregateClusters["gpt-failover"] = ["openai-us", "openai-eu"];
+        perAttempt.AggregateClusters["mixed-failover"] = ["openai-us", "anthropic"];
         var options = new DataPlaneOptions { Filter = ExtProcFilter(_extProc), DefaultCluster = "no-route", PerAttempt = perAttempt };
         foreach (var (name, provider) in _providers)
         {
@@ -241,6 +242,29 @@ public sealed class RoutingDataPlaneTests : IAsyncLifetime
         var exchange = Assert.Single(await _plane.WaitForExchangesAsync(1));
         Assert.Equal(["retried", "committed"], exchange.Attempts.Select(a => a.Outcome));
         Assert.Equal("failover", exchange.Attempts[1].Stream.DynamicMetadata["extproc"].Fields["route_reason"].StringValue);
+        Assert.Empty(UnexpectedErrors(_extProc));
+    }
+
+    [Fact]
+    public async Task Failover_NextTargetSpeaksAnotherFormat_AttemptTranslatedBothWays()
+    {
+        _overrides["openai-us"] = _ => LoopbackResponse.Json("""{"error":{"message":"overloaded","type":"server_error"}}""", 503);
+        var headers = new ResponseHeaderObserver();
+
+        var completion = await OpenAi("mixed-ha", TestTenancy.BetaKey, headers).CompleteChatAsync("Hi");
+
+        // The second attempt went to Anthropic in its own format; the client got an OpenAI completion.
+        Assert.Equal("anthropic", completion.Value.Content[0].Text);
+        Assert.Equal(("anthropic", "2"), (headers.Last!["x-extproc-provider"], headers.Last!["x-extproc-attempts"]));
+        var first = Assert.Single(_providers["openai-us"].Received);
+        var second = Assert.Single(_providers["anthropic"].Received);
+        Assert.Contains("\"messages\"", first.BodyText, StringComparison.Ordinal);
+        Assert.Equal("/v1/messages", second.Path);
+        using var body = JsonDocument.Parse(second.Body);
+        Assert.Equal("claude-sonnet-4-5-20250929", body.RootElement.GetProperty("model").GetString());
+        Assert.True(body.RootElement.TryGetProperty("max_tokens", out _));
+        Assert.Equal(RoutingKit.AnthropicSecret, second.Headers.Get("x-api-key"));
+        Assert.Null(second.Headers.Get("authorization"));
         Assert.Empty(UnexpectedErrors(_extProc));
     }
 

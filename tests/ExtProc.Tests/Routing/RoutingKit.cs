@@ -98,6 +98,11 @@ internal sealed class RoutingKit : IDisposable
                 targets:
                   - { provider: openai-us, model: gpt-4o-us-ha }
                   - { provider: openai-eu, model: gpt-4o-eu-ha, priority: 1 }
+              mixed-ha:
+                failoverCluster: mixed-failover
+                targets:
+                  - { provider: openai-us, model: gpt-4o-us-ha }
+                  - { provider: anthropic, model: claude-sonnet-4-5-20250929, priority: 1 }
               small:
                 targets:
                   - { provider: notools, model: small-1 }
