@@ -70,7 +70,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
 
         var local = await _local.ReserveAsync(request).ConfigureAwait(false);
         local.Degraded = _shared is not null;
-        if (local.Admitted)
+        if (local.Admitted && _shared is not null)
         {
             _localReservations.TryAdd(request.ReservationId, 0);
         }
