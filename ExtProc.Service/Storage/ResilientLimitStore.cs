@@ -9,7 +9,8 @@ namespace ExtProc.Storage;
 /// <summary>
 /// The shared store as the stage sees it: every Redis call is raced against a hard budget
 /// (<c>WaitAsync</c>, because StackExchange.Redis checks its own timeouts only on a 1 s heartbeat,
-/// faults.md §0.4) and never retried (a timed-out script may still run, §0.5). When Redis fails or
+/// faults.md §0.4; and the call is started on the thread pool because while it reconnects the client can
+/// block the caller before it hands back a task: 667 ms measured under kill/restart, 30 ms with the hop) and never retried (a timed-out script may still run, §0.5). When Redis fails or
 /// overruns: counters that fail closed refuse; the others are decided by a local limiter at
 /// limit / replicas. Settlements that cannot reach Redis wait in a bounded buffer and are replayed,
 /// oldest first, after the next call that succeeds; when the buffer is full the oldest is dropped and counted.
@@ -49,7 +50,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
         {
             try
             {
-                var result = await _shared.ReserveAsync(request).AsTask().WaitAsync(_budget).ConfigureAwait(false);
+                var result = await Task.Run(() => _shared.ReserveAsync(request).AsTask()).WaitAsync(_budget).ConfigureAwait(false);
                 ReplayInBackground();
                 return result;
             }
@@ -69,7 +70,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
 
         var local = await _local.ReserveAsync(request).ConfigureAwait(false);
         local.Degraded = _shared is not null;
-        if (local.Admitted)
+        if (local.Admitted && _shared is not null)
         {
             _localReservations.TryAdd(request.ReservationId, 0);
         }
@@ -87,7 +88,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
 
         try
         {
-            await _shared.SettleAsync(reservationId, actual).AsTask().WaitAsync(_budget).ConfigureAwait(false);
+            await Task.Run(() => _shared.SettleAsync(reservationId, actual).AsTask()).WaitAsync(_budget).ConfigureAwait(false);
             _metrics.Settlement("applied");
             ReplayInBackground();
         }

@@ -11,39 +11,35 @@ internal static class LimitsConfigParser
 {
     public static LimitsConfig Read(MapReader? node, ConfigErrors errors, IReadOnlyList<TenantConfig> tenants)
     {
+        if (node is null)
+        {
+            // Nothing is limited and limit names stay unchecked, so configs written before limits existed load.
+            return LimitsConfig.None;
+        }
+
         var rules = new List<LimitRuleConfig>();
         var prices = new List<PriceConfig>();
         var timeZone = TimeZoneInfo.Utc;
         var defaultMaxOutput = LimitsConfig.None.DefaultMaxOutputTokens;
-        RedisLimitsConfig? redis = null;
-        if (node is not null)
+        if (node.String("time_zone") is { } zone)
         {
-            if (node.String("time_zone") is { } zone)
+            if (!TimeZoneInfo.TryFindSystemTimeZoneById(zone, out var found))
             {
-                if (!TimeZoneInfo.TryFindSystemTimeZoneById(zone, out var found))
-                {
-                    errors.Add(node.PathOf("time_zone"), node.Node, $"'{zone}' is not a known time zone (IANA id, e.g. Europe/Paris)");
-                }
-                else
-                {
-                    timeZone = found;
-                }
+                errors.Add(node.PathOf("time_zone"), node.Node, $"'{zone}' is not a known time zone (IANA id, e.g. Europe/Paris)");
             }
-
-            defaultMaxOutput = node.Int("default_max_output_tokens", 1, 10_000_000) ?? defaultMaxOutput;
-            ReadRules(node, errors, rules);
-            ReadPrices(node, errors, prices);
-            redis = ReadRedis(node.Map("redis"), errors);
-            node.Finish();
+            else
+            {
+                timeZone = found;
+            }
         }
 
-        // Without a limits section nothing is enforced and names stay unchecked (configs written before
-        // limits existed keep loading); with one, every name a tenant or key uses must be defined.
-        if (node is not null)
-        {
-            CheckReferences(tenants, rules, errors);
-        }
+        defaultMaxOutput = node.Int("default_max_output_tokens", 1, 10_000_000) ?? defaultMaxOutput;
+        ReadRules(node, errors, rules);
+        ReadPrices(node, errors, prices);
+        var redis = ReadRedis(node.Map("redis"), errors);
+        node.Finish();
 
+        CheckReferences(tenants, rules, errors);
         return new LimitsConfig(rules, prices, timeZone, defaultMaxOutput, redis);
     }
 
