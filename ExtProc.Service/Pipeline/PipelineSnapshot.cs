@@ -75,7 +75,7 @@ internal sealed class PipelineSnapshot
 
             // 7. MCP governance after the tenant policy it applies: sessions are checked by their headers
             // before any body is read, tools and methods before the body goes on, lists before they return.
-            stages.Add(new McpGovernanceStage(services.Mcp, options.Protocols.MaxJsonDepth, services.LoggerFactory.CreateLogger("ExtProc.Stages.Mcp"), services.Metrics));
+            stages.Add(new McpGovernanceStage(services.Mcp, tenancy.Config.Mcp, services.LoggerFactory.CreateLogger("ExtProc.Stages.Mcp"), services.Metrics));
         }
 
         return new PipelineSnapshot(new StageRunner([.. stages]), options, tenancy);

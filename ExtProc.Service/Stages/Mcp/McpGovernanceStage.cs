@@ -9,6 +9,7 @@ using ExtProc.Protocols.Mcp;
 using ExtProc.Protocols.Sse;
 using ExtProc.Stages.Identify;
 using ExtProc.Tenancy;
+using ExtProc.Tenancy.Config;
 
 namespace ExtProc.Stages.Mcp;
 
@@ -39,14 +40,14 @@ internal sealed class McpGovernanceStage : Stage
     ];
 
     private readonly McpGovernanceState _state;
-    private readonly int _maxDepth;
+    private readonly McpConfig _config;
     private readonly ILogger _logger;
     private readonly ExtProcMetrics _metrics;
 
-    public McpGovernanceStage(McpGovernanceState state, int maxDepth, ILogger logger, ExtProcMetrics metrics)
+    public McpGovernanceStage(McpGovernanceState state, McpConfig config, ILogger logger, ExtProcMetrics metrics)
     {
         _state = state;
-        _maxDepth = maxDepth;
+        _config = config;
         _logger = logger;
         _metrics = metrics;
     }
@@ -61,6 +62,11 @@ internal sealed class McpGovernanceStage : Stage
         }
 
         var headers = context.RequestHeaders;
+        if (!AllowsHostAndOrigin(headers))
+        {
+            return DenyAsync(context, McpErrors.ForbiddenHost, JsonRpcErrors.InvalidRequest, "Forbidden Host or Origin.");
+        }
+
         var exchange = new McpExchange { Owner = OwnerOf(context.Identity), Server = ServerOf(context) };
         context.McpExchange = exchange;
         exchange.IsDelete = headers.TryGetSingle(":method", out var method) && method.Span.SequenceEqual("DELETE"u8);
@@ -313,6 +319,71 @@ internal sealed class McpGovernanceStage : Stage
         }
 
         return StageResult.Continue;
+    }
+
+    /// <summary>
+    /// DNS-rebinding defence (MCP transport, Origin validation): the addressed host must be allowed, and a
+    /// browser's Origin must be an allowed origin, or name an allowed host, or (nothing configured) the
+    /// addressed host itself.
+    /// </summary>
+    private bool AllowsHostAndOrigin(HttpHeaderList headers)
+    {
+        headers.TryGetSingle(":authority", out var authorityRaw);
+        var host = HostOf(Encoding.ASCII.GetString(authorityRaw.Span));
+        if (_config.AllowedHosts is { } hosts && !ContainsIgnoreCase(hosts, host))
+        {
+            return false;
+        }
+
+        if (!headers.Contains("origin"))
+        {
+            return true;
+        }
+
+        if (!headers.TryGetSingle("origin", out var originRaw))
+        {
+            return false;
+        }
+
+        var origin = Encoding.ASCII.GetString(originRaw.Span);
+        if (_config.AllowedOrigins is { } origins)
+        {
+            return ContainsIgnoreCase(origins, origin);
+        }
+
+        if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        {
+            return false;
+        }
+
+        var originHost = uri.HostNameType == UriHostNameType.IPv6 ? "[" + uri.IdnHost.Trim('[', ']') + "]" : uri.IdnHost;
+        return _config.AllowedHosts is { } allowed ? ContainsIgnoreCase(allowed, originHost) : string.Equals(originHost, host, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>The host of an authority, without its port (<c>[::1]:80</c> → <c>[::1]</c>).</summary>
+    private static string HostOf(string authority)
+    {
+        if (authority.StartsWith('['))
+        {
+            var end = authority.IndexOf(']', StringComparison.Ordinal);
+            return end > 0 ? authority[..(end + 1)] : authority;
+        }
+
+        var colon = authority.IndexOf(':', StringComparison.Ordinal);
+        return colon >= 0 ? authority[..colon] : authority;
+    }
+
+    private static bool ContainsIgnoreCase(IReadOnlyList<string> list, string value)
+    {
+        foreach (var item in list)
+        {
+            if (string.Equals(item, value, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Header value = body value, decoding the <c>=?base64?…?=</c> form; the decision is always from the body.</summary>

@@ -7,7 +7,11 @@ namespace ExtProc.Tenancy.Config;
 internal sealed record TenancyConfig(
     int Version,
     IReadOnlyList<TenantConfig> Tenants,
-    IdentityConfig Identity);
+    IdentityConfig Identity)
+{
+    /// <summary>The top-level <c>mcp:</c> section.</summary>
+    public McpConfig Mcp { get; init; } = McpConfig.Default;
+}
 
 internal sealed record TenantConfig(
     string Id,

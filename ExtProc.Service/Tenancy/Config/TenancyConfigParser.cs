@@ -51,9 +51,10 @@ internal static class TenancyConfigParser
         }
 
         var identity = ReadIdentity(root.Map("identity"), errors, tenantIds);
+        var mcp = McpConfigParser.Read(root.Map("mcp"), errors);
         root.Finish();
         CheckKeysUnique(tenants, errors);
-        return errors.Count == 0 ? new TenancyConfig(version ?? CurrentVersion, tenants, identity) : null;
+        return errors.Count == 0 ? new TenancyConfig(version ?? CurrentVersion, tenants, identity) { Mcp = mcp } : null;
     }
 
     /// <summary>Tenant ids end up in a request header and in metrics: a short, safe alphabet only.</summary>

@@ -11,7 +11,7 @@ namespace ExtProc.Tests.Harness.Mcp;
 /// <summary>
 /// The <c>@modelcontextprotocol/conformance</c> server suite (specs/mcp.md §9.2, differential): run once against
 /// our fixture directly and once through the data plane on an unauthenticated single-upstream route; the
-/// per-scenario outcomes must be identical. tests/test.sh installs the suite and the Node it needs.
+/// per-scenario outcomes must be identical, except DNS-rebinding protection, which the gateway adds. tests/test.sh installs the suite and the Node it needs.
 /// </summary>
 public sealed class ConformanceSuiteTests
 {
@@ -20,7 +20,12 @@ public sealed class ConformanceSuiteTests
     {
         var (node, suite) = Locate();
         await using var fixture = await ConformanceFixture.StartAsync();
-        await using var extProc = await StartExtProcAsync();
+        // Unauthenticated (anonymous tenant) and, as a localhost gateway must be, guarded against DNS rebinding.
+        await using var extProc = await ExtProcServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["ExtProc:Envoy:MessageTimeout"] = "00:00:05",
+            ["ExtProc:Envoy:MaxMessageTimeout"] = "00:00:10",
+        }, configYaml: Tenancy.TestTenancy.OpenYaml + "\nmcp:\n  allowedHosts: [localhost, 127.0.0.1, \"[::1]\"]\n");
         await using var plane = await DataPlane.StartAsync(new DataPlaneOptions
         {
             Filter = ExtProcFilter(extProc),
@@ -35,6 +40,11 @@ public sealed class ConformanceSuiteTests
         await File.WriteAllTextAsync(TestRepo.PathOf(".artifacts", "conformance.md"), Table(direct, gateway));
         Assert.True(direct.Count >= 20, "the suite ran too few scenarios: " + string.Join(", ", direct.Keys));
         Assert.True(direct.GetValueOrDefault("tools-call-simple-text"), "the fixture must pass the basic scenarios");
+
+        // The gateway adds the Host/Origin check the fixture lacks (mcp.md §10.4); every other outcome is the fixture's.
+        Assert.True(gateway.GetValueOrDefault("dns-rebinding-protection"), "the gateway must refuse a foreign Host/Origin");
+        gateway.Remove("dns-rebinding-protection");
+        direct.Remove("dns-rebinding-protection");
         Assert.Equal(direct.OrderBy(p => p.Key, StringComparer.Ordinal), gateway.OrderBy(p => p.Key, StringComparer.Ordinal));
         Assert.Empty(UnexpectedErrors(extProc));
     }
