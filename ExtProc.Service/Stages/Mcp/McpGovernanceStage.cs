@@ -39,8 +39,12 @@ internal sealed class McpGovernanceStage : Stage
         "notifications/resources/updated", "notifications/elicitation/complete",
     ];
 
+    // The header Envoy's routes select a cluster by (envoy/envoy.yaml, cluster_header).
+    private const string ClusterHeader = "x-extproc-cluster";
+
     private readonly McpGovernanceState _state;
     private readonly McpConfig _config;
+    private readonly McpRouteTable _routes;
     private readonly ILogger _logger;
     private readonly ExtProcMetrics _metrics;
 
@@ -48,6 +52,7 @@ internal sealed class McpGovernanceStage : Stage
     {
         _state = state;
         _config = config;
+        _routes = new McpRouteTable(config);
         _logger = logger;
         _metrics = metrics;
     }
@@ -70,6 +75,11 @@ internal sealed class McpGovernanceStage : Stage
         var exchange = new McpExchange { Owner = OwnerOf(context.Identity), Server = ServerOf(context) };
         context.McpExchange = exchange;
         exchange.IsDelete = headers.TryGetSingle(":method", out var method) && method.Span.SequenceEqual("DELETE"u8);
+        exchange.Route = _routes.Find(exchange.Server);
+        if (exchange.Route?.Cluster is { } cluster)
+        {
+            RouteTo(context, cluster);
+        }
 
         if (headers.Contains("mcp-protocol-version"))
         {
@@ -150,6 +160,18 @@ internal sealed class McpGovernanceStage : Stage
             {
                 return new(refusal);
             }
+        }
+
+        if (methodName == "tools/call" && exchange.Route?.Tools is { } table)
+        {
+            // Several servers: the exposed name selects the server and is replaced by the server's own name.
+            if (message.Target is not { } exposed || !table.TryGetValue(exposed, out var routed))
+            {
+                return DenyAsync(context, McpErrors.UnknownTool, McpErrors.InvalidParams, "Unknown tool: " + Printable(message.Target ?? ""), message.IdJson);
+            }
+
+            RouteTo(context, routed.Cluster);
+            context.RequestBody.Replace(JsonRpcParams.ReplaceName(context.RequestBody.Content.Span, routed.Tool));
         }
 
         if (isRequest && exchange.SessionHash is not null)
@@ -464,6 +486,12 @@ internal sealed class McpGovernanceStage : Stage
         {
             McpLog.Denied(_logger, context.RequestId, context.Identity?.Tenant.Id ?? "-", code, method);
         }
+    }
+
+    private static void RouteTo(ProcessingContext context, string cluster)
+    {
+        context.RequestMutations.Set(ClusterHeader, cluster);
+        context.ClearRouteCache = true;
     }
 
     private static string OwnerOf(CallerIdentity? identity) => identity is null
