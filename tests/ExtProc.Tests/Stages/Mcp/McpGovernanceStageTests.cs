@@ -432,4 +432,27 @@ public sealed class McpGovernanceStageTests
             Assert.Equal(403, (int)writer.Responses[^1].ImmediateResponse.Status.Code);
         }
     }
+
+    [Theory]
+    [InlineData("bad id")] // R5: outside visible ASCII
+    [InlineData("")]
+    public async Task Initialize_UpstreamMintsAnIllegalSessionId_502(string session)
+    {
+        var (processor, writer) = await SendAsync("""{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}""");
+
+        await processor.HandleAsync(ResponseHeadersWith(200, "application/json", ("mcp-session-id", session)));
+
+        Assert.Equal(-32603, Code(Immediate(writer, 502)));
+    }
+
+    [Fact]
+    public async Task Initialize_UpstreamReusesAnotherIdentitysSession_502()
+    {
+        await BindAsync("sess-shared", AcmeKey);
+        var (processor, writer) = await SendAsync("""{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}""", BetaKey);
+
+        await processor.HandleAsync(ResponseHeadersWith(200, "application/json", ("mcp-session-id", "sess-shared")));
+
+        Immediate(writer, 502);
+    }
 }
