@@ -79,7 +79,7 @@ internal sealed class PipelineSnapshot
 
             // 7. MCP governance after the tenant policy it applies: sessions are checked by their headers
             // before any body is read, tools and methods before the body goes on, lists before they return.
-            stages.Add(new McpGovernanceStage(services.Mcp, options.Protocols.MaxJsonDepth, services.LoggerFactory.CreateLogger("ExtProc.Stages.Mcp"), services.Metrics));
+            stages.Add(new McpGovernanceStage(services.Mcp, tenancy.Config.Mcp, services.LoggerFactory.CreateLogger("ExtProc.Stages.Mcp"), services.Metrics));
 
             // 8. Limits after every refusal above (a refused request costs nothing) and before cache and routing
             //    (a cache hit then releases its reservation; routing needs an admitted request).

@@ -23,6 +23,7 @@ internal static class McpErrors
     public static readonly GatewayError HeaderBodyMismatch = new(400, "mcp_header_mismatch");
     public static readonly GatewayError WrongDirection = new(400, "mcp_wrong_direction");
     public static readonly GatewayError SessionReinitialize = new(400, "mcp_session_already_initialized");
+    public static readonly GatewayError ForbiddenHost = new(403, "mcp_forbidden_host");
     public static readonly GatewayError UpstreamInvalid = new(502, "mcp_upstream_invalid");
 
     public static LocalResponse Create(ProcessingContext context, GatewayError error, int rpcCode, string message, string? idJson = null)

@@ -14,6 +14,9 @@ internal sealed class McpExchange : IDisposable
 
     public bool IsDelete { get; set; }
 
+    /// <summary>The configured route of the endpoint, if any (mcp.routes).</summary>
+    public McpRoute? Route { get; set; }
+
     /// <summary>The response must be read to filter its tool list.</summary>
     public bool FilterTools { get; set; }
 

@@ -9,6 +9,7 @@ using ExtProc.Protocols.Mcp;
 using ExtProc.Protocols.Sse;
 using ExtProc.Stages.Identify;
 using ExtProc.Tenancy;
+using ExtProc.Tenancy.Config;
 
 namespace ExtProc.Stages.Mcp;
 
@@ -38,15 +39,20 @@ internal sealed class McpGovernanceStage : Stage
         "notifications/resources/updated", "notifications/elicitation/complete",
     ];
 
+    // The header Envoy's routes select a cluster by (envoy/envoy.yaml, cluster_header).
+    private const string ClusterHeader = "x-extproc-cluster";
+
     private readonly McpGovernanceState _state;
-    private readonly int _maxDepth;
+    private readonly McpConfig _config;
+    private readonly McpRouteTable _routes;
     private readonly ILogger _logger;
     private readonly ExtProcMetrics _metrics;
 
-    public McpGovernanceStage(McpGovernanceState state, int maxDepth, ILogger logger, ExtProcMetrics metrics)
+    public McpGovernanceStage(McpGovernanceState state, McpConfig config, ILogger logger, ExtProcMetrics metrics)
     {
         _state = state;
-        _maxDepth = maxDepth;
+        _config = config;
+        _routes = new McpRouteTable(config);
         _logger = logger;
         _metrics = metrics;
     }
@@ -61,9 +67,19 @@ internal sealed class McpGovernanceStage : Stage
         }
 
         var headers = context.RequestHeaders;
+        if (!AllowsHostAndOrigin(headers))
+        {
+            return DenyAsync(context, McpErrors.ForbiddenHost, JsonRpcErrors.InvalidRequest, "Forbidden Host or Origin.");
+        }
+
         var exchange = new McpExchange { Owner = OwnerOf(context.Identity), Server = ServerOf(context) };
         context.McpExchange = exchange;
         exchange.IsDelete = headers.TryGetSingle(":method", out var method) && method.Span.SequenceEqual("DELETE"u8);
+        exchange.Route = _routes.Find(exchange.Server);
+        if (exchange.Route?.Cluster is { } cluster)
+        {
+            RouteTo(context, cluster);
+        }
 
         if (headers.Contains("mcp-protocol-version"))
         {
@@ -144,6 +160,18 @@ internal sealed class McpGovernanceStage : Stage
             {
                 return new(refusal);
             }
+        }
+
+        if (methodName == "tools/call" && exchange.Route?.Tools is { } table)
+        {
+            // Several servers: the exposed name selects the server and is replaced by the server's own name.
+            if (message.Target is not { } exposed || !table.TryGetValue(exposed, out var routed))
+            {
+                return DenyAsync(context, McpErrors.UnknownTool, McpErrors.InvalidParams, "Unknown tool: " + Printable(message.Target ?? ""), message.IdJson);
+            }
+
+            RouteTo(context, routed.Cluster);
+            context.RequestBody.Replace(JsonRpcParams.ReplaceName(context.RequestBody.Content.Span, routed.Tool));
         }
 
         if (isRequest && exchange.SessionHash is not null)
@@ -315,6 +343,71 @@ internal sealed class McpGovernanceStage : Stage
         return StageResult.Continue;
     }
 
+    /// <summary>
+    /// DNS-rebinding defence (MCP transport, Origin validation): the addressed host must be allowed, and a
+    /// browser's Origin must be an allowed origin, or name an allowed host, or (nothing configured) the
+    /// addressed host itself.
+    /// </summary>
+    private bool AllowsHostAndOrigin(HttpHeaderList headers)
+    {
+        headers.TryGetSingle(":authority", out var authorityRaw);
+        var host = HostOf(Encoding.ASCII.GetString(authorityRaw.Span));
+        if (_config.AllowedHosts is { } hosts && !ContainsIgnoreCase(hosts, host))
+        {
+            return false;
+        }
+
+        if (!headers.Contains("origin"))
+        {
+            return true;
+        }
+
+        if (!headers.TryGetSingle("origin", out var originRaw))
+        {
+            return false;
+        }
+
+        var origin = Encoding.ASCII.GetString(originRaw.Span);
+        if (_config.AllowedOrigins is { } origins)
+        {
+            return ContainsIgnoreCase(origins, origin);
+        }
+
+        if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        {
+            return false;
+        }
+
+        var originHost = uri.HostNameType == UriHostNameType.IPv6 ? "[" + uri.IdnHost.Trim('[', ']') + "]" : uri.IdnHost;
+        return _config.AllowedHosts is { } allowed ? ContainsIgnoreCase(allowed, originHost) : string.Equals(originHost, host, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>The host of an authority, without its port (<c>[::1]:80</c> → <c>[::1]</c>).</summary>
+    private static string HostOf(string authority)
+    {
+        if (authority.StartsWith('['))
+        {
+            var end = authority.IndexOf(']', StringComparison.Ordinal);
+            return end > 0 ? authority[..(end + 1)] : authority;
+        }
+
+        var colon = authority.IndexOf(':', StringComparison.Ordinal);
+        return colon >= 0 ? authority[..colon] : authority;
+    }
+
+    private static bool ContainsIgnoreCase(IReadOnlyList<string> list, string value)
+    {
+        foreach (var item in list)
+        {
+            if (string.Equals(item, value, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Header value = body value, decoding the <c>=?base64?…?=</c> form; the decision is always from the body.</summary>
     internal static bool HeaderEquals(ReadOnlySpan<byte> header, string? body)
     {
@@ -393,6 +486,12 @@ internal sealed class McpGovernanceStage : Stage
         {
             McpLog.Denied(_logger, context.RequestId, context.Identity?.Tenant.Id ?? "-", code, method);
         }
+    }
+
+    private static void RouteTo(ProcessingContext context, string cluster)
+    {
+        context.RequestMutations.Set(ClusterHeader, cluster);
+        context.ClearRouteCache = true;
     }
 
     private static string OwnerOf(CallerIdentity? identity) => identity is null

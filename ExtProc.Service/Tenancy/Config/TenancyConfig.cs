@@ -16,6 +16,9 @@ internal sealed record TenancyConfig(
 
     /// <summary>The <c>limits:</c> section (rules, prices, shared store); none when absent.</summary>
     public LimitsConfig Limits { get; init; } = LimitsConfig.None;
+
+    /// <summary>The top-level <c>mcp:</c> section.</summary>
+    public McpConfig Mcp { get; init; } = McpConfig.Default;
 }
 
 internal sealed record TenantConfig(

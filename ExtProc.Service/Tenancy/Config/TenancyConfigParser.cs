@@ -54,10 +54,11 @@ internal static class TenancyConfigParser
         var identity = ReadIdentity(root.Map("identity"), errors, tenantIds);
         var routing = RoutingConfigParser.Read(root, errors);
         var limits = LimitsConfigParser.Read(root.Map("limits"), errors, tenants);
+        var mcp = McpConfigParser.Read(root.Map("mcp"), errors);
         root.Finish();
         CheckKeysUnique(tenants, errors);
         RoutingConfigParser.CheckProviderKeys(tenants, routing, errors);
-        return errors.Count == 0 ? new TenancyConfig(version ?? CurrentVersion, tenants, identity) { Routing = routing, Limits = limits } : null;
+        return errors.Count == 0 ? new TenancyConfig(version ?? CurrentVersion, tenants, identity) { Routing = routing, Limits = limits, Mcp = mcp } : null;
     }
 
     /// <summary>Tenant ids end up in a request header and in metrics: a short, safe alphabet only.</summary>

@@ -388,4 +388,71 @@ public sealed class McpGovernanceStageTests
         Assert.StartsWith("id: p0\ndata:\n\n: keep-alive\n\nevent: message\nid: e1\ndata: ", text, StringComparison.Ordinal);
         Assert.Equal(["echo", "get-allowed-destructive", "get-sum"], Names(text.Split('\n')[7]["data: ".Length..]));
     }
+
+    [Theory]
+    [InlineData("gateway.local", null, true)]
+    [InlineData("gateway.local", "http://gateway.local:8080", true)] // same host as addressed
+    [InlineData("gateway.local", "http://evil.example.com", false)] // DNS rebinding from a browser page
+    [InlineData("gateway.local", "null", false)]
+    public async Task Origin_DefaultIsTheAddressedHost(string authority, string? origin, bool allowed)
+    {
+        var (processor, writer) = Processor(_snapshot);
+        (string, string)[] extra = origin is null ? Headers(BetaKey) : Headers(BetaKey, ("origin", origin));
+        var message = RequestHeaders("/mcp", extra: extra);
+        Assert.Equal(authority, message.RequestHeaders.Headers.Headers.First(h => h.Key == ":authority").RawValue.ToStringUtf8());
+
+        await processor.HandleAsync(message);
+
+        Assert.Equal(!allowed, processor.Completed);
+        if (!allowed)
+        {
+            Immediate(writer, 403);
+        }
+    }
+
+    [Theory]
+    [InlineData("localhost:3000", null, true)]
+    [InlineData("127.0.0.1", "http://localhost:5173", true)]
+    [InlineData("[::1]:8080", "http://[::1]:8080", true)]
+    [InlineData("evil.example.com", "http://evil.example.com", false)] // the conformance dns-rebinding case
+    [InlineData("localhost", "http://evil.example.com", false)]
+    [InlineData("LOCALHOST", null, true)] // host names compare case-insensitively
+    public async Task AllowedHosts_HostAndOriginMustBeListed(string authority, string? origin, bool allowed)
+    {
+        var snapshot = Tenancy.TestTenancy.BuildPipeline(Tenancy.TestTenancy.OpenYaml + "\nmcp:\n  allowedHosts: [localhost, 127.0.0.1, \"[::1]\"]\n");
+        var (processor, writer) = Processor(snapshot);
+        var message = RequestHeaders("/mcp", extra: origin is null ? [] : [("origin", origin)]);
+        message.RequestHeaders.Headers.Headers.First(h => h.Key == ":authority").RawValue = Google.Protobuf.ByteString.CopyFromUtf8(authority);
+
+        await processor.HandleAsync(message);
+
+        Assert.Equal(!allowed, processor.Completed);
+        if (!allowed)
+        {
+            Assert.Equal(403, (int)writer.Responses[^1].ImmediateResponse.Status.Code);
+        }
+    }
+
+    [Theory]
+    [InlineData("bad id")] // R5: outside visible ASCII
+    [InlineData("")]
+    public async Task Initialize_UpstreamMintsAnIllegalSessionId_502(string session)
+    {
+        var (processor, writer) = await SendAsync("""{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}""");
+
+        await processor.HandleAsync(ResponseHeadersWith(200, "application/json", ("mcp-session-id", session)));
+
+        Assert.Equal(-32603, Code(Immediate(writer, 502)));
+    }
+
+    [Fact]
+    public async Task Initialize_UpstreamReusesAnotherIdentitysSession_502()
+    {
+        await BindAsync("sess-shared", AcmeKey);
+        var (processor, writer) = await SendAsync("""{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}""", BetaKey);
+
+        await processor.HandleAsync(ResponseHeadersWith(200, "application/json", ("mcp-session-id", "sess-shared")));
+
+        Immediate(writer, 502);
+    }
 }

@@ -1,0 +1,36 @@
+namespace ExtProc.Tenancy.Config;
+
+/// <summary>
+/// The top-level <c>mcp:</c> section: settings of MCP routes that belong to no tenant.
+/// </summary>
+/// <param name="AllowedHosts">
+/// Host names (no port) MCP requests may address; null = any. Refusing other hosts is the DNS-rebinding
+/// defence the MCP transport requires of localhost servers.
+/// </param>
+/// <param name="AllowedOrigins">
+/// Origins (<c>scheme://host[:port]</c>) a browser may send; null = an Origin must name an allowed host, or,
+/// without <c>allowedHosts</c>, the host the request addresses.
+/// </param>
+/// <param name="Separator">Between a server's name and a tool name on a route with several servers.</param>
+/// <param name="Servers">MCP servers and the Envoy cluster each is reached through.</param>
+/// <param name="Routes">MCP endpoint paths and the servers behind each.</param>
+internal sealed record McpConfig(
+    IReadOnlyList<string>? AllowedHosts,
+    IReadOnlyList<string>? AllowedOrigins,
+    string Separator,
+    IReadOnlyList<McpServerConfig> Servers,
+    IReadOnlyList<McpRouteConfig> Routes)
+{
+    public const string DefaultSeparator = "__";
+
+    public static readonly McpConfig Default = new(null, null, DefaultSeparator, [], []);
+}
+
+/// <param name="Name">The server's alias: the tool prefix on routes with several servers.</param>
+/// <param name="Cluster">The Envoy cluster (x-extproc-cluster) that reaches it.</param>
+/// <param name="Tools">The tool names it offers; required on routes with several servers (the lookup table).</param>
+internal sealed record McpServerConfig(string Name, string Cluster, IReadOnlyList<string>? Tools);
+
+/// <param name="Path">The MCP endpoint path the route serves (exact, no query).</param>
+/// <param name="Servers">One server: names pass through; several: tools are exposed as <c>server__tool</c>.</param>
+internal sealed record McpRouteConfig(string Path, IReadOnlyList<string> Servers);
