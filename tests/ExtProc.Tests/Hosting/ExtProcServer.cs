@@ -47,6 +47,21 @@ public sealed class ExtProcServer : IAsyncDisposable
 
     public static async Task<ExtProcServer> StartAsync(IDictionary<string, string?>? settings = null, string? configYaml = null)
     {
+        // A free port found here can be taken by a parallel test before Kestrel binds it: pick again then.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnFreePortsAsync(settings, configYaml);
+            }
+            catch (IOException ex) when (attempt < 5 && ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+            {
+            }
+        }
+    }
+
+    private static async Task<ExtProcServer> StartOnFreePortsAsync(IDictionary<string, string?>? settings, string? configYaml)
+    {
         var grpcPort = FreePort();
         var adminPort = FreePort();
         var values = new Dictionary<string, string?>
@@ -83,7 +98,21 @@ public sealed class ExtProcServer : IAsyncDisposable
             builder.Logging.AddFakeLogging();
         });
         collector = app.Services.GetRequiredService<FakeLogCollector>();
-        await app.StartAsync();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (IOException)
+        {
+            await app.DisposeAsync();
+            if (ownConfig is not null)
+            {
+                File.Delete(ownConfig);
+            }
+
+            throw;
+        }
+
         return new ExtProcServer(app, grpcPort, adminPort, collector, ownConfig);
     }
 
