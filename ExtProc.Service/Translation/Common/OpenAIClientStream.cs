@@ -103,7 +103,6 @@ internal abstract class OpenAIClientStream : SseStreamTranslator
         {
             writer.WriteString("name"u8, upstreamName);
         }
-
     }
 
     /// <summary>A later arguments fragment for the tool call at <paramref name="index"/>.</summary>

@@ -99,6 +99,41 @@ internal struct OpenAIRequest
         return false;
     }
 
+    /// <summary>The function name of <c>{"type":"function","function":{"name":…}}</c>.</summary>
+    public static string? NamedToolChoice(ReadOnlySpan<byte> document, JsonSlice choice)
+    {
+        var reader = choice.Reader(document);
+        reader.Read();
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (!reader.ValueTextEquals("function"u8))
+            {
+                JsonRead.SkipPropertyValue(ref reader);
+                continue;
+            }
+
+            reader.Read();
+            if (reader.TokenType != JsonTokenType.StartObject)
+            {
+                reader.Skip();
+                continue;
+            }
+
+            while (JsonRead.NextProperty(ref reader))
+            {
+                if (reader.ValueTextEquals("name"u8))
+                {
+                    reader.Read();
+                    return reader.GetString();
+                }
+
+                JsonRead.SkipPropertyValue(ref reader);
+            }
+        }
+
+        return null;
+    }
+
     private static ref JsonSlice Slot(ref OpenAIRequest r, ref Utf8JsonReader reader)
     {
         if (reader.ValueTextEquals("model"u8))

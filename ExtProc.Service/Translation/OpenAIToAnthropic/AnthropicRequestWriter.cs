@@ -49,7 +49,7 @@ internal static class AnthropicRequestWriter
             return badTool;
         }
 
-        WriteToolChoice(writer, document, request, state);
+        WriteToolChoice(writer, document, request);
         WriteStop(writer, document, request.Stop);
         if (JsonRead.TryGetDouble(document, request.Temperature, out var temperature))
         {
@@ -491,7 +491,7 @@ internal static class AnthropicRequestWriter
         return null;
     }
 
-    private static void WriteToolChoice(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, TranslationState state)
+    private static void WriteToolChoice(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request)
     {
         var noParallel = request.ParallelToolCalls.Kind(document) == JsonTokenType.False;
         var choice = request.ToolChoice;
@@ -520,7 +520,7 @@ internal static class AnthropicRequestWriter
         }
         else
         {
-            var name = NamedChoice(document, choice);
+            var name = OpenAIRequest.NamedToolChoice(document, choice);
             writer.WriteString("type"u8, "tool"u8);
             writer.WriteString("name"u8, ToolNaming.UpstreamToolName(name ?? string.Empty, ProtocolKind.AnthropicMessages));
         }
@@ -531,42 +531,6 @@ internal static class AnthropicRequestWriter
         }
 
         writer.WriteEndObject();
-        _ = state;
-    }
-
-    /// <summary>The function name of <c>{"type":"function","function":{"name":…}}</c>.</summary>
-    public static string? NamedChoice(ReadOnlySpan<byte> document, JsonSlice choice)
-    {
-        var reader = choice.Reader(document);
-        reader.Read();
-        while (JsonRead.NextProperty(ref reader))
-        {
-            if (!reader.ValueTextEquals("function"u8))
-            {
-                JsonRead.SkipPropertyValue(ref reader);
-                continue;
-            }
-
-            reader.Read();
-            if (reader.TokenType != JsonTokenType.StartObject)
-            {
-                reader.Skip();
-                continue;
-            }
-
-            while (JsonRead.NextProperty(ref reader))
-            {
-                if (reader.ValueTextEquals("name"u8))
-                {
-                    reader.Read();
-                    return reader.GetString();
-                }
-
-                JsonRead.SkipPropertyValue(ref reader);
-            }
-        }
-
-        return null;
     }
 
     /// <summary>A string or array of stop sequences; whitespace-only ones are dropped (Anthropic refuses them).</summary>

@@ -493,7 +493,7 @@ internal static class GeminiRequestWriter
         {
             writer.WriteString("mode"u8, "ANY"u8);
             writer.WriteStartArray("allowedFunctionNames"u8);
-            writer.WriteStringValue(ToolNaming.UpstreamToolName(OpenAIToAnthropic.AnthropicRequestWriter.NamedChoice(document, choice) ?? string.Empty, ProtocolKind.Gemini));
+            writer.WriteStringValue(ToolNaming.UpstreamToolName(OpenAIRequest.NamedToolChoice(document, choice) ?? string.Empty, ProtocolKind.Gemini));
             writer.WriteEndArray();
         }
 
