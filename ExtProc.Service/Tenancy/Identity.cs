@@ -155,6 +155,14 @@ internal sealed class EffectivePolicy
 
     public bool AllowsMcpMethod(string method) => Listed(_tenant.McpMethods, method) && Listed(_scope?.McpMethods, method);
 
+    public bool RestrictsMcpPrompts => _tenant.Mcp.Prompts is not null || _scope?.Mcp.Prompts is not null;
+
+    public bool AllowsMcpPrompt(ReadOnlySpan<char> name) => Match(_tenant.Mcp.Prompts, name) && Match(_scope?.Mcp.Prompts, name);
+
+    public bool RestrictsMcpResources => _tenant.Mcp.Resources is not null || _scope?.Mcp.Resources is not null;
+
+    public bool AllowsMcpResource(ReadOnlySpan<char> uri) => Match(_tenant.Mcp.Resources, uri) && Match(_scope?.Mcp.Resources, uri);
+
     /// <summary>True when tools marked destructive need an explicit entry (policy.mcp.destructiveTools).</summary>
     public bool ChecksDestructiveMcpTools => _tenant.Mcp.DestructiveTools is not null || _scope?.Mcp.DestructiveTools is not null;
 

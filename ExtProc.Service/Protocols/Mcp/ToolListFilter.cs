@@ -34,6 +34,14 @@ internal interface IToolListPolicy
     bool Keep(in ListedTool tool);
 }
 
+/// <summary>The lists a policy filters, each keyed by what a call names.</summary>
+internal enum McpListKind
+{
+    Tools,
+    Prompts,
+    Resources,
+}
+
 internal enum ToolListOutcome
 {
     /// <summary>Not a result carrying a tools array (an error, another message): pass it on as it is.</summary>
@@ -59,11 +67,15 @@ internal static class ToolListFilter
 {
     private const int MaxDepth = 128;
 
-    public static ToolListOutcome Filter(ReadOnlySpan<byte> message, IToolListPolicy policy, IBufferWriter<byte> output)
+    public static ToolListOutcome Filter(ReadOnlySpan<byte> message, IToolListPolicy policy, IBufferWriter<byte> output) =>
+        Filter(message, McpListKind.Tools, policy, output);
+
+    /// <summary>Filters a tools/list, prompts/list or resources/list result (entries keyed by name, or uri for resources).</summary>
+    public static ToolListOutcome Filter(ReadOnlySpan<byte> message, McpListKind kind, IToolListPolicy policy, IBufferWriter<byte> output)
     {
         try
         {
-            return FilterCore(message, policy, output);
+            return FilterCore(message, kind, policy, output);
         }
         catch (JsonException)
         {
@@ -71,7 +83,7 @@ internal static class ToolListFilter
         }
     }
 
-    private static ToolListOutcome FilterCore(ReadOnlySpan<byte> message, IToolListPolicy policy, IBufferWriter<byte> output)
+    private static ToolListOutcome FilterCore(ReadOnlySpan<byte> message, McpListKind kind, IToolListPolicy policy, IBufferWriter<byte> output)
     {
         var reader = new Utf8JsonReader(message, new JsonReaderOptions { MaxDepth = MaxDepth });
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
@@ -103,7 +115,7 @@ internal static class ToolListFilter
                 continue;
             }
 
-            outcome = FilterResult(ref reader, message, policy, output);
+            outcome = FilterResult(ref reader, message, kind, policy, output);
             if (outcome == ToolListOutcome.Invalid)
             {
                 return outcome;
@@ -113,13 +125,13 @@ internal static class ToolListFilter
         return outcome;
     }
 
-    private static ToolListOutcome FilterResult(ref Utf8JsonReader reader, ReadOnlySpan<byte> message, IToolListPolicy policy, IBufferWriter<byte> output)
+    private static ToolListOutcome FilterResult(ref Utf8JsonReader reader, ReadOnlySpan<byte> message, McpListKind kind, IToolListPolicy policy, IBufferWriter<byte> output)
     {
         var outcome = ToolListOutcome.NotAList;
         var seenTools = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var isTools = reader.ValueTextEquals("tools"u8);
+            var isTools = reader.ValueTextEquals(ArrayName(kind));
             reader.Read();
             if (!isTools || reader.TokenType != JsonTokenType.StartArray)
             {
@@ -139,7 +151,7 @@ internal static class ToolListFilter
             }
 
             seenTools = true;
-            outcome = FilterTools(ref reader, message, policy, output);
+            outcome = FilterTools(ref reader, message, kind, policy, output);
             if (outcome == ToolListOutcome.Invalid)
             {
                 return outcome;
@@ -149,7 +161,7 @@ internal static class ToolListFilter
         return outcome;
     }
 
-    private static ToolListOutcome FilterTools(ref Utf8JsonReader reader, ReadOnlySpan<byte> message, IToolListPolicy policy, IBufferWriter<byte> output)
+    private static ToolListOutcome FilterTools(ref Utf8JsonReader reader, ReadOnlySpan<byte> message, McpListKind kind, IToolListPolicy policy, IBufferWriter<byte> output)
     {
         var open = (int)reader.TokenStartIndex + 1;
         var kept = new List<(int Start, int End)>();
@@ -162,7 +174,7 @@ internal static class ToolListFilter
             }
 
             var start = (int)reader.TokenStartIndex;
-            if (!ReadTool(ref reader, out var name, out var annotations))
+            if (!ReadTool(ref reader, kind == McpListKind.Resources ? "uri"u8 : "name"u8, out var name, out var annotations))
             {
                 return ToolListOutcome.Invalid;
             }
@@ -199,14 +211,21 @@ internal static class ToolListFilter
         return ToolListOutcome.Filtered;
     }
 
-    private static bool ReadTool(ref Utf8JsonReader reader, out string name, out ToolAnnotations annotations)
+    private static ReadOnlySpan<byte> ArrayName(McpListKind kind) => kind switch
+    {
+        McpListKind.Prompts => "prompts"u8,
+        McpListKind.Resources => "resources"u8,
+        _ => "tools"u8,
+    };
+
+    private static bool ReadTool(ref Utf8JsonReader reader, ReadOnlySpan<byte> key, out string name, out ToolAnnotations annotations)
     {
         string? found = null;
         annotations = default;
         var seenAnnotations = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            if (reader.ValueTextEquals("name"u8))
+            if (reader.ValueTextEquals(key))
             {
                 if (found is not null || !reader.Read() || reader.TokenType != JsonTokenType.String)
                 {

@@ -10,6 +10,7 @@ internal static class McpErrors
     public const int InvalidParams = -32602;
     public const int InternalError = -32603;
     public const int SessionNotFound = -32001;
+    public const int ResourceNotFound = -32002;
     public const int HeaderMismatch = -32020;
 
     // A refused tool looks like an unknown one, so a caller cannot probe which tools exist.

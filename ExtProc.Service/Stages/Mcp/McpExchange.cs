@@ -17,8 +17,11 @@ internal sealed class McpExchange : IDisposable
     /// <summary>The configured route of the endpoint, if any (mcp.routes).</summary>
     public McpRoute? Route { get; set; }
 
-    /// <summary>The response must be read to filter its tool list.</summary>
+    /// <summary>The response must be read to filter its list (tools, prompts or resources).</summary>
     public bool FilterTools { get; set; }
+
+    /// <summary>Which list <see cref="FilterTools"/> filters.</summary>
+    public Protocols.Mcp.McpListKind ListKind { get; set; }
 
     /// <summary>Ends the request's (session, id) entry in the in-flight table.</summary>
     public IDisposable? InFlight { get; set; }

@@ -162,6 +162,16 @@ internal sealed class McpGovernanceStage : Stage
             }
         }
 
+        if (policy is not null && methodName == "prompts/get" && !policy.AllowsMcpPrompt(message.Target ?? ""))
+        {
+            return DenyAsync(context, McpErrors.UnknownTool, McpErrors.InvalidParams, "Unknown prompt: " + Printable(message.Target ?? ""), message.IdJson);
+        }
+
+        if (policy is not null && methodName is "resources/read" or "resources/subscribe" && !policy.AllowsMcpResource(message.Target ?? ""))
+        {
+            return DenyAsync(context, McpErrors.UnknownTool, McpErrors.ResourceNotFound, "Resource not found", message.IdJson);
+        }
+
         if (methodName == "tools/call" && exchange.Route?.Tools is { } table)
         {
             // Several servers: the exposed name selects the server and is replaced by the server's own name.
@@ -184,7 +194,13 @@ internal sealed class McpGovernanceStage : Stage
             }
         }
 
-        exchange.FilterTools = methodName == "tools/list" && policy is not null && policy.FiltersMcpTools;
+        (exchange.FilterTools, exchange.ListKind) = methodName switch
+        {
+            "tools/list" => (policy is { FiltersMcpTools: true }, McpListKind.Tools),
+            "prompts/list" => (policy is { RestrictsMcpPrompts: true }, McpListKind.Prompts),
+            "resources/list" => (policy is { RestrictsMcpResources: true }, McpListKind.Resources),
+            _ => (false, McpListKind.Tools),
+        };
         return StageResult.ContinueTask;
     }
 
@@ -232,8 +248,8 @@ internal sealed class McpGovernanceStage : Stage
         }
 
         var output = new ArrayBufferWriter<byte>(Math.Max(context.ResponseBody.Length, 256));
-        var filter = new ToolListPolicy(this, identity, exchange.Server);
-        switch (ToolListFilter.Filter(context.ResponseBody.Content.Span, filter, output))
+        var filter = new ToolListPolicy(this, identity, exchange.Server, exchange.ListKind);
+        switch (ToolListFilter.Filter(context.ResponseBody.Content.Span, exchange.ListKind, filter, output))
         {
             case ToolListOutcome.Filtered:
                 context.ResponseBody.Replace(output.WrittenMemory);
@@ -266,7 +282,7 @@ internal sealed class McpGovernanceStage : Stage
         {
             // Streamed and rewritten event by event: the list event is filtered, everything else flows as it comes.
             context.ResponseBodyHandling = ResponseBodyHandling.Streamed;
-            context.ResponseRewriter = new SseDataRewriter(new ToolListEvents(this, context, identity, exchange.Server), 4 * 1024 * 1024);
+            context.ResponseRewriter = new SseDataRewriter(new ToolListEvents(this, context, identity, exchange.Server, exchange.ListKind), 4 * 1024 * 1024);
             return StageResult.Continue;
         }
 
@@ -591,15 +607,22 @@ internal sealed class McpGovernanceStage : Stage
         private readonly McpGovernanceStage _stage;
         private readonly CallerIdentity _identity;
         private readonly string _server;
+        private readonly McpListKind _kind;
 
-        public ToolListPolicy(McpGovernanceStage stage, CallerIdentity identity, string server)
+        public ToolListPolicy(McpGovernanceStage stage, CallerIdentity identity, string server, McpListKind kind)
         {
             _stage = stage;
             _identity = identity;
             _server = server;
+            _kind = kind;
         }
 
-        public bool Keep(in ListedTool tool) => _stage.Shows(_identity.Policy, _identity.Tenant.Id, _server, tool);
+        public bool Keep(in ListedTool tool) => _kind switch
+        {
+            McpListKind.Prompts => _identity.Policy.AllowsMcpPrompt(tool.Name),
+            McpListKind.Resources => _identity.Policy.AllowsMcpResource(tool.Name),
+            _ => _stage.Shows(_identity.Policy, _identity.Tenant.Id, _server, tool),
+        };
     }
 
     /// <summary>Filters the tool list inside an SSE event; other events pass unchanged.</summary>
@@ -608,18 +631,20 @@ internal sealed class McpGovernanceStage : Stage
         private readonly McpGovernanceStage _stage;
         private readonly ProcessingContext _context;
         private readonly ToolListPolicy _policy;
+        private readonly McpListKind _kind;
 
-        public ToolListEvents(McpGovernanceStage stage, ProcessingContext context, CallerIdentity identity, string server)
+        public ToolListEvents(McpGovernanceStage stage, ProcessingContext context, CallerIdentity identity, string server, McpListKind kind)
         {
             _stage = stage;
             _context = context;
-            _policy = new ToolListPolicy(stage, identity, server);
+            _policy = new ToolListPolicy(stage, identity, server, kind);
+            _kind = kind;
         }
 
         public byte[]? Transform(ReadOnlySpan<byte> data)
         {
             var output = new ArrayBufferWriter<byte>(Math.Max(data.Length, 256));
-            switch (ToolListFilter.Filter(data, _policy, output))
+            switch (ToolListFilter.Filter(data, _kind, _policy, output))
             {
                 case ToolListOutcome.Filtered:
                     return output.WrittenSpan.ToArray();

@@ -88,7 +88,7 @@ internal sealed class LlmToolPolicyStage : Stage
             context.ResponseBody.Needed = true;
             context.ResponseBodyHandling = ResponseBodyHandling.Buffered;
         }
-        else if (context.ResponseRewriter is null)
+        else if (context.ResponseRewriter is null && IsEventStream(contentType.Span))
         {
             // Streamed answers are watched event by event; their headers have left, so a call is logged only.
             context.ResponseBodyHandling = ResponseBodyHandling.Streamed;
@@ -126,6 +126,13 @@ internal sealed class LlmToolPolicyStage : Stage
 
         context.ResponseMutations.Set("x-extproc-tool-violation", "true");
         return StageResult.ContinueTask;
+    }
+
+    private static bool IsEventStream(ReadOnlySpan<byte> contentType)
+    {
+        var semicolon = contentType.IndexOf((byte)';');
+        var mediaType = (semicolon >= 0 ? contentType[..semicolon] : contentType).Trim((byte)' ');
+        return System.Text.Ascii.EqualsIgnoreCase(mediaType, "text/event-stream"u8);
     }
 
     private static string? FirstRefused(EffectivePolicy policy, List<string> names)

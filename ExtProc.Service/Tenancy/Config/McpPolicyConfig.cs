@@ -12,12 +12,16 @@ namespace ExtProc.Tenancy.Config;
 /// <param name="ToolChanges">What to do when a tool's definition differs from the one first listed.</param>
 /// <param name="LlmTools">What to do with an LLM request that declares a tool outside <c>tools</c>.</param>
 /// <param name="LlmToolCalls">What to do with a model answer that calls a tool outside <c>tools</c>.</param>
+/// <param name="Prompts">Globs of the prompt names prompts/get and prompts/list may show.</param>
+/// <param name="Resources">Globs of the resource URIs resources/read, subscribe and list may show.</param>
 internal sealed record McpPolicyConfig(
     IReadOnlyList<string>? DestructiveTools,
     int? MaxArgumentBytes,
     McpToolChangeAction? ToolChanges,
     LlmToolAction? LlmTools = null,
-    LlmToolCallAction? LlmToolCalls = null)
+    LlmToolCallAction? LlmToolCalls = null,
+    IReadOnlyList<string>? Prompts = null,
+    IReadOnlyList<string>? Resources = null)
 {
     public static readonly McpPolicyConfig None = new(null, null, null);
 }

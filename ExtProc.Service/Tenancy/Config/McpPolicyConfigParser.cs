@@ -17,6 +17,19 @@ internal static class McpPolicyConfigParser
             }
         }
 
+        var prompts = mcp.StringList("prompts");
+        var resources = mcp.StringList("resources");
+        foreach (var (name, list) in new[] { ("prompts", prompts), ("resources", resources) })
+        {
+            for (var i = 0; list is not null && i < list.Count; i++)
+            {
+                if (list[i].Length == 0 || !IsPrintable(list[i]))
+                {
+                    errors.Add(mcp.PathOf(name), mcp.Node, "entries must be non-empty printable ASCII names or globs");
+                }
+            }
+        }
+
         var maxArguments = mcp.Int("maxArgumentBytes", 2, MaxArgumentBytesCeiling);
         McpToolChangeAction? changes = null;
         var changesText = mcp.String("toolChanges");
@@ -37,8 +50,9 @@ internal static class McpPolicyConfigParser
         var llmTools = Choice(mcp, "llmTools", errors, ("refuse", LlmToolAction.Refuse), ("strip", LlmToolAction.Strip));
         var llmToolCalls = Choice(mcp, "llmToolCalls", errors, ("flag", LlmToolCallAction.Flag), ("block", LlmToolCallAction.Block));
         return destructive is null && maxArguments is null && changes is null && llmTools is null && llmToolCalls is null
+            && prompts is null && resources is null
             ? McpPolicyConfig.None
-            : new McpPolicyConfig(destructive, maxArguments, changes, llmTools, llmToolCalls);
+            : new McpPolicyConfig(destructive, maxArguments, changes, llmTools, llmToolCalls, prompts, resources);
     }
 
     private static T? Choice<T>(MapReader map, string name, ConfigErrors errors, params (string Text, T Value)[] choices)

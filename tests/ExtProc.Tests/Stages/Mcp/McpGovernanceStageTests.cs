@@ -18,6 +18,7 @@ public sealed class McpGovernanceStageTests
 {
     private static readonly string AcmeKey = ApiKeyFormat.NewKey("acme-main");
     private static readonly string BetaKey = ApiKeyFormat.NewKey("beta-main");
+    private static readonly string GammaKey = ApiKeyFormat.NewKey("gamma-main");
 
     private static string Yaml => $$"""
         version: 1
@@ -37,6 +38,14 @@ public sealed class McpGovernanceStageTests
             keys:
               - id: beta-main
                 hash: "{{ApiKeyFormat.HashText(BetaKey)}}"
+          gamma:
+            policy:
+              mcp:
+                prompts: ["simple-*"]
+                resources: ["demo://public/*"]
+            keys:
+              - id: gamma-main
+                hash: "{{ApiKeyFormat.HashText(GammaKey)}}"
         """;
 
     private const string ToolList = """
@@ -454,5 +463,42 @@ public sealed class McpGovernanceStageTests
         await processor.HandleAsync(ResponseHeadersWith(200, "application/json", ("mcp-session-id", "sess-shared")));
 
         Immediate(writer, 502);
+    }
+
+    [Theory]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"secret-prompt"}}""", -32602)]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///etc/passwd"}}""", -32002)]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"demo://private/1"}}""", -32002)]
+    public async Task PromptsAndResources_OutsideThePolicy_UnknownAndNotForwarded(string body, int code)
+    {
+        var (processor, writer) = await SendAsync(body, GammaKey);
+
+        Assert.True(processor.Completed);
+        Assert.Equal(code, Code(Immediate(writer, 200)));
+    }
+
+    [Theory]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"simple-prompt"}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"demo://public/1"}}""")]
+    public async Task PromptsAndResources_Allowed_Continue(string body)
+    {
+        var (processor, _) = await SendAsync(body, GammaKey);
+
+        Assert.False(processor.Completed);
+    }
+
+    [Theory]
+    [InlineData("prompts/list", """{"jsonrpc":"2.0","id":2,"result":{"prompts":[{"name":"simple-prompt"},{"name":"secret-prompt"},{"name":"simple-args","arguments":[]}]}}""", "prompts", "name", "simple-prompt,simple-args")]
+    [InlineData("resources/list", """{"jsonrpc":"2.0","id":2,"result":{"resources":[{"uri":"demo://private/1","name":"p"},{"uri":"demo://public/2","name":"q"}]}}""", "resources", "uri", "demo://public/2")]
+    public async Task PromptAndResourceLists_FilteredLikeCalls(string method, string list, string array, string key, string expected)
+    {
+        var (processor, writer) = await SendAsync("{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"" + method + "\"}", GammaKey);
+        await processor.HandleAsync(ResponseHeaders(200, "application/json"));
+        await processor.HandleAsync(ResponseBody(Utf8(list), endOfStream: true));
+
+        var body = writer.Responses[^1].ResponseBody.Response.BodyMutation.Body;
+        using var json = JsonDocument.Parse(body.Memory);
+        var kept = json.RootElement.GetProperty("result").GetProperty(array).EnumerateArray().Select(e => e.GetProperty(key).GetString());
+        Assert.Equal(expected, string.Join(",", kept));
     }
 }
