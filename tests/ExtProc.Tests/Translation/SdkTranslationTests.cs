@@ -11,7 +11,7 @@ using OpenAI.Chat;
 namespace ExtProc.Tests.Translation;
 
 /// <summary>
-/// Real SDK clients over real loopback HTTP (<see cref="TranslatingHop"/>): the OpenAI .NET SDK, buffered
+/// Real SDK clients through the data plane and the real ExtProc (<see cref="TranslatingHop"/>): the OpenAI .NET SDK, buffered
 /// and streaming with tools and parallel tool calls, against Anthropic-, Gemini-, DeepSeek-, Mistral- and
 /// Qwen-format upstreams; the Anthropic .NET SDK against an OpenAI-format upstream. Each SDK must
 /// reconstruct the tool calls (names, ids, arguments JSON-equal) and text the upstream fixture carries.
@@ -151,16 +151,36 @@ public sealed class SdkTranslationTests
     {
         var folder = Path.Combine(TranslationGolden.Root, direction);
         return await TranslatingHop.StartAsync(
-            TranslationGolden.Direction(direction),
+            direction,
             TranslationGolden.Input(direction),
             File.ReadAllBytes(Path.Combine(folder, "response", fixture + ".json")),
             File.ReadAllBytes(Path.Combine(folder, "stream", fixture + ".sse")));
     }
 
-    private static ChatClient Client(TranslatingHop hop) =>
-        new("gpt-4o", new ApiKeyCredential("test-key"), new OpenAIClientOptions { Endpoint = new Uri(hop.BaseUri, "/v1"), RetryPolicy = new ClientRetryPolicy(0) });
+    private static ChatClient Client(TranslatingHop hop)
+    {
+        var options = new OpenAIClientOptions { Endpoint = new Uri(hop.BaseUri, "/v1"), RetryPolicy = new ClientRetryPolicy(0) };
+        options.AddPolicy(new RequestIdPolicy(hop.RequestId), PipelinePosition.PerCall);
+        return new("gpt-4o", new ApiKeyCredential(TranslatingHop.Key), options);
+    }
 
-    private static AnthropicClient Anthropic(TranslatingHop hop) => new() { ApiKey = "test-key", BaseUrl = hop.BaseUri.ToString().TrimEnd('/'), MaxRetries = 0 };
+    private static AnthropicClient Anthropic(TranslatingHop hop) => new() { ApiKey = TranslatingHop.Key, BaseUrl = hop.BaseUri.ToString().TrimEnd('/'), MaxRetries = 0 };
+
+    /// <summary>Sends the golden request id, which seeds the tool-call ids a translator synthesises.</summary>
+    private sealed class RequestIdPolicy(string requestId) : PipelinePolicy
+    {
+        public override void Process(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
+        {
+            message.Request.Headers.Set("x-request-id", requestId);
+            ProcessNext(message, pipeline, currentIndex);
+        }
+
+        public override ValueTask ProcessAsync(PipelineMessage message, IReadOnlyList<PipelinePolicy> pipeline, int currentIndex)
+        {
+            message.Request.Headers.Set("x-request-id", requestId);
+            return ProcessNextAsync(message, pipeline, currentIndex);
+        }
+    }
 
     private static ChatCompletionOptions Options() => new()
     {

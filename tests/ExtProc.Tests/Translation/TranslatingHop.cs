@@ -1,125 +1,111 @@
-using System.Buffers;
-using System.Net;
+using System.Text;
+using ExtProc.EnvoyEmulator.Harness;
+using ExtProc.Tests.Hosting;
 using ExtProc.Translation;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging;
+using static ExtProc.Tests.Harness.HarnessKit;
 
 namespace ExtProc.Tests.Translation;
 
 /// <summary>
-/// Two real loopback HTTP servers for SDK tests of the translators: an upstream that answers with a
-/// provider fixture (SSE written in small flushed pieces, so the hop sees arbitrary chunk boundaries),
-/// and a hop in front of it that does what the routing stage will do with a translator: translate the
-/// request body, forward it, and translate the buffered or streamed response back. The pipeline wiring
-/// itself is the routing issue's; this proves what the real SDKs make of our bytes.
+/// The data plane the SDK translation tests go through: the harness (HCM + emulated ext_proc filter +
+/// router) in front of the real ExtProc, configured with one provider of the direction's upstream format
+/// (or OpenAI-compatible dialect) serving the public models the SDKs ask for, and a loopback upstream that
+/// answers with a provider fixture — SSE written in 37-byte flushed pieces, so ExtProc sees arbitrary chunk
+/// boundaries. ExtProc's routing stage does the translation both ways, as in production.
 /// </summary>
 internal sealed class TranslatingHop : IAsyncDisposable
 {
-    private readonly WebApplication _upstream;
-    private readonly WebApplication _hop;
-    private readonly HttpClient _client = new();
+    private readonly ExtProcServer _extProc;
+    private readonly LoopbackUpstream _upstream;
+    private readonly DataPlane _plane;
+    private readonly string _secretFile;
 
-    private TranslatingHop(WebApplication upstream, WebApplication hop)
+    private TranslatingHop(ExtProcServer extProc, LoopbackUpstream upstream, DataPlane plane, string secretFile, string requestId)
     {
+        _extProc = extProc;
         _upstream = upstream;
-        _hop = hop;
+        _plane = plane;
+        _secretFile = secretFile;
+        RequestId = requestId;
     }
 
-    public Uri BaseUri { get; private set; } = null!;
+    /// <summary>The virtual key the SDKs present (a tenant of its own).</summary>
+    public static readonly string Key = ExtProc.Tenancy.Keys.ApiKeyFormat.NewKey("hop");
+
+    public Uri BaseUri => _plane.BaseUri;
+
+    /// <summary>The x-request-id the client must send: it seeds the ids a translator synthesises (Gemini tool calls).</summary>
+    public string RequestId { get; }
 
     /// <summary>The translated request body the upstream received last.</summary>
-    public byte[]? LastUpstreamRequest { get; private set; }
+    public byte[]? LastUpstreamRequest => _upstream.Received.Count == 0 ? null : _upstream.Received[^1].Body;
 
-    public static async Task<TranslatingHop> StartAsync(TranslationDirection direction, RequestTranslationInput input, byte[] buffered, byte[] stream)
+    public static async Task<TranslatingHop> StartAsync(string direction, RequestTranslationInput input, byte[] buffered, byte[] stream)
     {
-        TranslatingHop? self = null;
-        var upstream = Build();
-        upstream.Run(async context =>
+        var upstreamKind = direction[(direction.IndexOf("-to-", StringComparison.Ordinal) + 4)..];
+        var (schema, dialect) = upstreamKind switch
         {
-            using var body = new MemoryStream();
-            await context.Request.Body.CopyToAsync(body);
-            self!.LastUpstreamRequest = body.ToArray();
-            var streaming = context.Request.Headers["x-test-stream"] == "1";
-            context.Response.ContentType = streaming ? "text/event-stream" : "application/json";
-            var bytes = streaming ? stream : buffered;
-            for (var offset = 0; offset < bytes.Length; offset += 37)
-            {
-                await context.Response.Body.WriteAsync(bytes.AsMemory(offset, Math.Min(37, bytes.Length - offset)));
-                await context.Response.Body.FlushAsync();
-            }
-        });
-        await upstream.StartAsync();
-        var upstreamUri = new Uri(upstream.Urls.First());
-
-        var hop = Build();
-        hop.Run(async context =>
+            "anthropic" => ("anthropic", "standard"),
+            "gemini" or "gemini-legacy" => ("gemini", "standard"),
+            "openai" => ("openai", "standard"),
+            _ => ("openai", upstreamKind),
+        };
+        var secretFile = Path.Combine(Path.GetTempPath(), $"extproc-hop-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(secretFile, "sk-provider-secret");
+        var yaml = $$"""
+            version: 1
+            tenants:
+              sdk:
+                keys:
+                  - id: hop
+                    hash: "{{ExtProc.Tenancy.Keys.ApiKeyFormat.HashText(Key)}}"
+            providers:
+              up:
+                schema: {{schema}}
+                dialect: {{dialect}}
+                cluster: up
+                credential: { file: "{{secretFile}}" }
+            models:
+              gpt-4o: { targets: [{ provider: up, model: {{input.UpstreamModel}} }] }
+              claude-sonnet-4-5: { targets: [{ provider: up, model: {{input.UpstreamModel}} }] }
+            """;
+        var extProc = await ExtProcServer.StartAsync(new Dictionary<string, string?>
         {
-            using var body = new MemoryStream();
-            await context.Request.Body.CopyToAsync(body);
-            var translated = new ArrayBufferWriter<byte>();
-            var result = direction.TranslateRequest(new ReadOnlySequence<byte>(body.ToArray()), input, translated, out var state);
-            if (result.Status == TranslationStatus.Failed)
+            ["ExtProc:Envoy:MessageTimeout"] = "00:00:05",
+            ["ExtProc:Envoy:MaxMessageTimeout"] = "00:00:10",
+        }, configYaml: yaml);
+        var upstream = await LoopbackUpstream.StartAsync(request =>
+        {
+            var streaming = request.Path.Contains(":streamGenerateContent", StringComparison.Ordinal)
+                || Encoding.UTF8.GetString(request.Body).Contains("\"stream\":true", StringComparison.Ordinal);
+            if (!streaming)
             {
-                context.Response.StatusCode = result.HttpStatus;
-                return;
+                return new LoopbackResponse { Headers = [new("content-type", "application/json")], Body = buffered };
             }
 
-            using var forward = new HttpRequestMessage(HttpMethod.Post, new Uri(upstreamUri, "/upstream"))
+            var pieces = new List<SseEvent>();
+            for (var offset = 0; offset < stream.Length; offset += 37)
             {
-                Content = new ByteArrayContent(result.Status == TranslationStatus.Unchanged ? body.ToArray() : translated.WrittenSpan.ToArray()),
-            };
-            forward.Headers.Add("x-test-stream", state!.Stream ? "1" : "0");
-            using var answer = await self!._client.SendAsync(forward, HttpCompletionOption.ResponseHeadersRead);
-            await using var upstreamBody = await answer.Content.ReadAsStreamAsync();
-            if (answer.Content.Headers.ContentType?.MediaType == "text/event-stream")
-            {
-                context.Response.ContentType = "text/event-stream";
-                using var translator = direction.CreateStreamTranslator(state);
-                var buffer = new byte[512];
-                var output = new ArrayBufferWriter<byte>();
-                while (true)
-                {
-                    var read = await upstreamBody.ReadAsync(buffer);
-                    output.ResetWrittenCount();
-                    translator.Process(new ReadOnlySequence<byte>(buffer, 0, read), read == 0, output);
-                    await context.Response.Body.WriteAsync(output.WrittenMemory);
-                    await context.Response.Body.FlushAsync();
-                    if (read == 0)
-                    {
-                        break;
-                    }
-                }
-
-                return;
+                pieces.Add(new SseEvent(Encoding.UTF8.GetString(stream, offset, Math.Min(37, stream.Length - offset))));
             }
 
-            using var all = new MemoryStream();
-            await upstreamBody.CopyToAsync(all);
-            var response = new ArrayBufferWriter<byte>();
-            var translatedResponse = direction.TranslateResponse(new ReadOnlySequence<byte>(all.ToArray()), (int)answer.StatusCode, state, response);
-            context.Response.StatusCode = translatedResponse.HttpStatus;
-            context.Response.ContentType = "application/json";
-            await context.Response.Body.WriteAsync(translatedResponse.Status == TranslationStatus.Unchanged ? all.ToArray() : response.WrittenMemory.ToArray());
+            return new LoopbackResponse { Headers = [new("content-type", "text/event-stream")], Events = pieces };
         });
-        await hop.StartAsync();
-        self = new TranslatingHop(upstream, hop) { BaseUri = new Uri(hop.Urls.First()) };
-        return self;
+        var plane = await DataPlane.StartAsync(new DataPlaneOptions
+        {
+            Filter = ExtProcFilter(extProc),
+            DefaultCluster = "no-route",
+            Clusters = { ["up"] = upstream.BaseUri },
+        });
+        return new TranslatingHop(extProc, upstream, plane, secretFile, input.RequestId);
     }
 
     public async ValueTask DisposeAsync()
     {
-        _client.Dispose();
-        await _hop.DisposeAsync();
+        await _plane.DisposeAsync();
         await _upstream.DisposeAsync();
-    }
-
-    private static WebApplication Build()
-    {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
-        return builder.Build();
+        Assert.Empty(UnexpectedErrors(_extProc));
+        await _extProc.DisposeAsync();
+        File.Delete(_secretFile);
     }
 }
