@@ -251,7 +251,7 @@ internal sealed class StreamProcessor : IDisposable
         if (body.ObserveChunks && direction.Mode == BodySendMode.Streamed && !direction.IsRequest)
         {
             // Headers are downstream already: an observer's verdict cannot become a local reply, so its
-            // result is only its side effects (usage, metadata), and the chunk goes on unchanged.
+            // result is only its side effects (usage, metadata, a replacement of this chunk).
             body.SetChunk(chunk);
             body.Complete = message.EndOfStream;
             await RunPhaseAsync(BodyPhase(direction), direction).ConfigureAwait(false);
@@ -537,7 +537,7 @@ internal sealed class StreamProcessor : IDisposable
 
     private static void EnsureNoLateReplacement(Direction direction, BodyState body)
     {
-        if (body.Replacement is not null && direction.Mode == BodySendMode.Streamed)
+        if (body.Replacement is not null && direction.Mode == BodySendMode.Streamed && !body.ObserveChunks)
         {
             throw new InvalidOperationException(
                 "A body can be replaced only in BUFFERED, BUFFERED_PARTIAL or FULL_DUPLEX_STREAMED mode; in STREAMED mode it has already gone on.");
