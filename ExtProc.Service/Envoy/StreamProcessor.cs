@@ -252,8 +252,9 @@ internal sealed class StreamProcessor : IDisposable
             && (_context!.ResponseRewriter is not null || body.ObserveChunks))
         {
             // Observers (usage) read what the upstream sent; the rewriter (an SSE list filter, a translator)
-            // decides what the client gets. Headers are downstream already: an observer's verdict cannot
-            // become a local reply, so its result is only its side effects (usage, metadata).
+            // decides what the client gets, and without one an observer may replace the chunk itself. Headers
+            // are downstream already: an observer's verdict cannot become a local reply, so its result is only
+            // its side effects (usage, metadata, a replacement of this chunk).
             if (body.ObserveChunks)
             {
                 body.SetChunk(chunk);
@@ -275,6 +276,7 @@ internal sealed class StreamProcessor : IDisposable
                 return;
             }
 
+            // The rewriter's output wins over an observer's replacement of the upstream chunk.
             var reply = ReplacedChunkReply(forward);
             reply.DynamicMetadata = TakeDynamicMetadata(_context);
             await WriteAsync(reply).ConfigureAwait(false);
@@ -559,7 +561,7 @@ internal sealed class StreamProcessor : IDisposable
 
     private static void EnsureNoLateReplacement(Direction direction, BodyState body)
     {
-        if (body.Replacement is not null && direction.Mode == BodySendMode.Streamed)
+        if (body.Replacement is not null && direction.Mode == BodySendMode.Streamed && !body.ObserveChunks)
         {
             throw new InvalidOperationException(
                 "A body can be replaced only in BUFFERED, BUFFERED_PARTIAL or FULL_DUPLEX_STREAMED mode; in STREAMED mode it has already gone on.");

@@ -21,7 +21,8 @@ internal sealed class BodyState : IDisposable
     /// <summary>
     /// Set by a stage in the headers phase to read a STREAMED body chunk by chunk without holding it: the
     /// body phase then runs once per chunk with <see cref="Content"/> = that chunk only, and
-    /// <see cref="Complete"/> on the last. Observers only read: the chunk goes on unchanged.
+    /// <see cref="Complete"/> on the last. The chunk goes on unchanged unless a stage calls <see cref="Replace"/>
+    /// for it (Envoy holds each STREAMED chunk until it is answered, so the replacement is what goes on).
     /// </summary>
     public bool ObserveChunks { get; set; }
 
@@ -54,6 +55,7 @@ internal sealed class BodyState : IDisposable
         Started = true;
         _single = chunk;
         _hasSingle = true;
+        Replacement = null;
     }
 
     internal void Append(ReadOnlyMemory<byte> chunk)

@@ -80,10 +80,18 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
 
     public async ValueTask SettleAsync(string reservationId, long[] actual)
     {
-        if (_shared is null || _localReservations.TryRemove(reservationId, out _))
+        if (_shared is null)
         {
             await _local.SettleAsync(reservationId, actual).ConfigureAwait(false);
             return;
+        }
+
+        if (_localReservations.TryRemove(reservationId, out _))
+        {
+            // Admitted locally because Redis overran its budget; but the timed-out script may have run after all
+            // (faults.md §0.5), holding tokens, money and a concurrency slot there. Settling there as well
+            // corrects it, and is a no-op when it never ran.
+            await _local.SettleAsync(reservationId, actual).ConfigureAwait(false);
         }
 
         try

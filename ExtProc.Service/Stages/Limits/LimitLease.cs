@@ -36,6 +36,9 @@ internal sealed class LimitLease
 
     public bool StreamedResponse { get; set; }
 
+    /// <summary>We forced include_usage on the request: the usage-only chunk is taken out of the stream.</summary>
+    public bool StripUsageChunk { get; set; }
+
     /// <summary>Usage seen so far in a streamed response (a field: the struct is updated in place).</summary>
     public UsageReader Usage;
 

@@ -118,7 +118,7 @@ internal sealed class LimitsStage : Stage
 
         if (lease.StreamedResponse)
         {
-            ReadEvents(lease, context.ResponseBody.Content.Span);
+            ReadEvents(lease, context.ResponseBody);
         }
 
         return context.ResponseBody.Complete ? SettleFromBodyAsync(context, lease) : StageResult.ContinueTask;
@@ -210,6 +210,14 @@ internal sealed class LimitsStage : Stage
         if (result.Admitted)
         {
             context.Limits = lease;
+            if (needsTokens && request.Stream && context.Protocol == ProtocolKind.OpenAiChat
+                && StreamUsageOption.ForceIncludeUsage(context.RequestBody.Content.Span) is { } rewritten)
+            {
+                // Settlement needs the stream's usage; the client will not see the chunk it did not ask for.
+                context.RequestBody.Replace(rewritten);
+                lease.StripUsageChunk = true;
+            }
+
             _metrics.Decision("admitted", result.Degraded);
             return StageResult.Continue;
         }
@@ -291,25 +299,41 @@ internal sealed class LimitsStage : Stage
         return (id, new DateTimeOffset(endUtc, TimeSpan.Zero));
     }
 
-    private static void ReadEvents(LimitLease lease, ReadOnlySpan<byte> chunk)
+    private static void ReadEvents(LimitLease lease, BodyState body)
     {
         var events = lease.Events!;
-        if (!events.Append(chunk))
+        if (!events.Append(body.Content.Span))
         {
-            // An event over the reader's cap: usage is no longer readable from this stream; the estimate stands.
+            // An event over the reader's cap: usage is no longer readable from this stream; the estimate
+            // stands and the stream passes as it is from here on.
+            lease.StripUsageChunk = false;
             return;
         }
 
+        var output = lease.StripUsageChunk ? new System.Buffers.ArrayBufferWriter<byte>(body.Length + 16) : null;
         while (events.TryReadEvent(out var sseEvent))
         {
             var data = sseEvent.Data;
-            if (data.IsEmpty || data.SequenceEqual("[DONE]"u8))
+            if (!data.IsEmpty && !data.SequenceEqual("[DONE]"u8))
             {
-                continue;
+                lease.Usage.ReadJson(data);
+                lease.Generated += TokenEstimator.EstimateGenerated(data, lease.Model);
+                if (output is not null && StreamUsageOption.IsUsageOnlyChunk(data))
+                {
+                    continue;
+                }
             }
 
-            lease.Usage.ReadJson(data);
-            lease.Generated += TokenEstimator.EstimateGenerated(data, lease.Model);
+            if (output is not null)
+            {
+                StreamUsageOption.WriteEvent(output, sseEvent);
+            }
+        }
+
+        if (output is not null)
+        {
+            // Complete events go on re-framed; a partial one waits in the reader for its next chunk.
+            body.Replace(output.WrittenMemory);
         }
     }
 

@@ -165,4 +165,57 @@ public sealed class LimitsDataPlaneTests : IAsyncLifetime
 
         return sum;
     }
+
+    [Fact]
+    public async Task RawStream_UsageNotAsked_UpstreamAskedAndClientGetsNoUsageChunk()
+    {
+        // The upstream answers like OpenAI: the usage chunk comes only when the request asked for it.
+        string? upstreamBody = null;
+        await using var upstream = await LoopbackUpstream.StartAsync(request =>
+        {
+            upstreamBody = request.BodyText;
+            var events = new List<SseEvent>
+            {
+                SseEvent.Data("""{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hello"}}]}"""),
+                SseEvent.Data("""{"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"""),
+            };
+            if (request.BodyText.Contains("\"include_usage\":true", StringComparison.Ordinal))
+            {
+                events.Add(SseEvent.Data("""{"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":2,"total_tokens":42}}"""));
+            }
+
+            events.Add(SseEvent.Data("[DONE]"));
+            return LoopbackResponse.Sse([.. events]);
+        });
+        var extProc = await ExtProcServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["ExtProc:Envoy:MessageTimeout"] = "00:00:05",
+            ["ExtProc:Envoy:MaxMessageTimeout"] = "00:00:10",
+        }, configYaml: Yaml);
+        _owned.Add(extProc);
+        var plane = await DataPlane.StartAsync(new DataPlaneOptions
+        {
+            Filter = ExtProcFilter(extProc),
+            Clusters = { ["default"] = upstream.BaseUri },
+            DefaultCluster = "default",
+        });
+        _owned.Add(plane);
+        await WaitForRedisClientsAsync(1);
+
+        using var http = new HttpClient { BaseAddress = plane.BaseUri };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Json("""{"model":"gpt-4o-mini","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"""),
+        };
+        request.Headers.Add("authorization", "Bearer " + Key);
+        using var response = await http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Contains("\"include_usage\":true", upstreamBody);
+        Assert.Contains("Hello", text);
+        Assert.Contains("[DONE]", text);
+        Assert.DoesNotContain("usage", text);
+        Assert.Equal(42, await CounterSumAsync("tph"));
+    }
 }

@@ -207,4 +207,54 @@ public sealed class LimitsStageTests
         var remaining = long.Parse(Header(probeWriter.Responses[^1].ResponseHeaders.Response.HeaderMutation, "x-ratelimit-remaining-tokens"), System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(100_000 - remaining, 777 + 1, 777 + 20);
     }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(13)]
+    [InlineData(4096)]
+    public async Task OpenAiStream_UsageNotAsked_ForcedOnRequestAndStrippedFromStream(int chunkSize)
+    {
+        var snapshot = Tenancy.TestTenancy.BuildPipeline(Yaml("tpm"), time: new FakeTimeProvider(DateTimeOffset.Parse("2026-11-24T10:00:00Z")));
+        var (processor, writer) = await AdmitAsync(snapshot, Chat(stream: true));
+        var forwarded = writer.Responses[^1].RequestBody.Response.BodyMutation.Body.ToStringUtf8();
+        using (var json = System.Text.Json.JsonDocument.Parse(forwarded))
+        {
+            Assert.True(json.RootElement.GetProperty("stream_options").GetProperty("include_usage").GetBoolean());
+            Assert.Equal("gpt-4o-mini", json.RootElement.GetProperty("model").GetString());
+        }
+
+        var content = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n"
+            + "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+        var stream = content + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":50,\"completion_tokens\":5,\"total_tokens\":55}}\n\n" + "data: [DONE]\n\n";
+        var bytes = Utf8(stream);
+        await processor.HandleAsync(ResponseHeaders(200, "text/event-stream"));
+        var client = new System.Text.StringBuilder();
+        for (var offset = 0; offset < bytes.Length; offset += chunkSize)
+        {
+            var take = Math.Min(chunkSize, bytes.Length - offset);
+            await processor.HandleAsync(ResponseBody(bytes.AsSpan(offset, take), endOfStream: offset + take == bytes.Length));
+            var reply = writer.Responses[^1].ResponseBody.Response;
+            client.Append(reply.BodyMutation is { } mutation ? mutation.Body.ToStringUtf8() : System.Text.Encoding.UTF8.GetString(bytes, offset, take));
+        }
+
+        Assert.Equal(content + "data: [DONE]\n\n", client.ToString());
+        var last = writer.Responses[^1].DynamicMetadata.Fields["extproc"].StructValue.Fields;
+        Assert.Equal(50, last["input_tokens"].NumberValue);
+        Assert.Equal(5, last["output_tokens"].NumberValue);
+        await processor.EndAsync();
+    }
+
+    [Fact]
+    public async Task OpenAiStream_UsageAsked_RequestAndStreamUntouched()
+    {
+        var snapshot = Tenancy.TestTenancy.BuildPipeline(Yaml("tpm"), time: new FakeTimeProvider(DateTimeOffset.Parse("2026-11-24T10:00:00Z")));
+        var body = """{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}""";
+        var (processor, writer) = await AdmitAsync(snapshot, body);
+        Assert.True(writer.Responses[^1].ResponseCase == ProcessingResponse.ResponseOneofCase.RequestBody, writer.Responses[^1].ToString());
+        Assert.Null(writer.Responses[^1].RequestBody.Response?.BodyMutation);
+        await processor.HandleAsync(ResponseHeaders(200, "text/event-stream"));
+        await processor.HandleAsync(ResponseBody(Utf8("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n"), endOfStream: true));
+        Assert.Null(writer.Responses[^1].ResponseBody.Response?.BodyMutation);
+        await processor.EndAsync();
+    }
 }

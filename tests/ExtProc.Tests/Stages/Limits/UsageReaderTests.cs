@@ -67,4 +67,15 @@ public sealed class UsageReaderTests
         Assert.Equal("m2026-11", month);
         Assert.Equal(DateTimeOffset.Parse("2026-12-01T00:00:00Z"), monthEnd);
     }
+
+    [Theory]
+    [InlineData("""{"model":"m","stream":true}""", """{"stream_options":{"include_usage":true},"model":"m","stream":true}""")]
+    [InlineData("""{"model":"m","stream_options":{"include_obfuscation":false,"include_usage":false},"stream":true}""", """{"model":"m","stream_options":{"include_usage":true,"include_obfuscation":false},"stream":true}""")]
+    [InlineData("""{"model":"m","stream_options":null}""", """{"model":"m","stream_options":{"include_usage":true}}""")]
+    [InlineData("""{"model":"m","stream_options":{"include_usage":true}}""", null)]
+    public void ForceIncludeUsage_RewritesOnlyWhenNotAsked(string body, string? expected)
+    {
+        var result = StreamUsageOption.ForceIncludeUsage(System.Text.Encoding.UTF8.GetBytes(body));
+        Assert.Equal(expected, result is null ? null : System.Text.Encoding.UTF8.GetString(result));
+    }
 }
