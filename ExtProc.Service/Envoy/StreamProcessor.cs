@@ -323,6 +323,31 @@ internal sealed class StreamProcessor : IDisposable
             return;
         }
 
+        if (!direction.IsRequest && (_context!.ResponseRewriter is not null || Body(direction).ObserveChunks))
+        {
+            // As in STREAMED mode: observers read the upstream chunk, the rewriter (or else an observer)
+            // decides what goes on; every chunk is answered, possibly with no bytes.
+            var body = Body(direction);
+            if (body.ObserveChunks)
+            {
+                body.SetChunk(chunk.Memory);
+                body.Complete = endOfStream;
+                await RunPhaseAsync(ProcessingPhase.ResponseBody, direction).ConfigureAwait(false);
+            }
+
+            if (_context.ResponseRewriter is { } rewriter && rewriter.TryRewrite(chunk.Memory, endOfStream, out var rewritten))
+            {
+                await WriteAsync(StreamedBodyReply(direction, ByteString.CopyFrom(rewritten.Span), endOfStream)).ConfigureAwait(false);
+                return;
+            }
+
+            if (body.Replacement is { } replacement)
+            {
+                await WriteAsync(StreamedBodyReply(direction, ByteString.CopyFrom(replacement.Span), endOfStream)).ConfigureAwait(false);
+                return;
+            }
+        }
+
         // Duplex without inspection: Envoy drained the chunk, so it goes on only if we send it back. The
         // received ByteString is immutable, so it goes back as it is: no copy per chunk.
         await WriteAsync(StreamedBodyReply(direction, chunk, endOfStream)).ConfigureAwait(false);
@@ -637,56 +662,16 @@ internal sealed class StreamProcessor : IDisposable
         var fields = new Struct();
         fields.Fields["protocol"] = Value.ForString(decision.Protocol.ToWireName());
         fields.Fields["request_id"] = Value.ForString(context.RequestId);
-        if (decision.Model is { } model)
-        {
-            fields.Fields["model"] = Value.ForString(model);
-        }
-
-        if (decision.McpMethod is { } method)
-        {
-            fields.Fields["mcp_method"] = Value.ForString(method);
-        }
-
-        if (decision.McpTarget is { } target)
-        {
-            fields.Fields["mcp_target"] = Value.ForString(target);
-        }
-
-        if (decision.Outcome is { } outcome)
-        {
-            fields.Fields["outcome"] = Value.ForString(outcome);
-        }
-
-        if (decision.Tenant is { } tenant)
-        {
-            fields.Fields["tenant"] = Value.ForString(tenant);
-        }
-
-        if (decision.KeyId is { } keyId)
-        {
-            fields.Fields["key_id"] = Value.ForString(keyId);
-        }
-
-        if (decision.Identity is { } identity)
-        {
-            fields.Fields["identity"] = Value.ForString(identity);
-        }
-
-        if (decision.Provider is { } provider)
-        {
-            fields.Fields["provider"] = Value.ForString(provider);
-        }
-
-        if (decision.TargetModel is { } targetModel)
-        {
-            fields.Fields["target_model"] = Value.ForString(targetModel);
-        }
-
-        if (decision.RouteReason is { } reason)
-        {
-            fields.Fields["route_reason"] = Value.ForString(reason);
-        }
-
+        AddText(fields, "model", decision.Model);
+        AddText(fields, "mcp_method", decision.McpMethod);
+        AddText(fields, "mcp_target", decision.McpTarget);
+        AddText(fields, "outcome", decision.Outcome);
+        AddText(fields, "tenant", decision.Tenant);
+        AddText(fields, "key_id", decision.KeyId);
+        AddText(fields, "identity", decision.Identity);
+        AddText(fields, "provider", decision.Provider);
+        AddText(fields, "target_model", decision.TargetModel);
+        AddText(fields, "route_reason", decision.RouteReason);
         if (decision.Attempt > 0)
         {
             fields.Fields["attempt"] = Value.ForNumber(decision.Attempt);
@@ -705,6 +690,15 @@ internal sealed class StreamProcessor : IDisposable
         var metadata = new Struct();
         metadata.Fields[_snapshot.Options.Envoy.MetadataNamespace] = Value.ForStruct(fields);
         return metadata;
+
+        // Absent facts stay absent (no empty strings in access logs).
+        static void AddText(Struct fields, string key, string? value)
+        {
+            if (value is not null)
+            {
+                fields.Fields[key] = Value.ForString(value);
+            }
+        }
     }
 
     private void ReadAttributes(ProcessingRequest message, ProcessingContext context)

@@ -11,6 +11,19 @@ namespace ExtProc.Pipeline.Errors;
 /// </summary>
 internal static class ErrorResponses
 {
+    /// <summary>Caller-supplied names (models, tools) echoed in a message: at most 128 characters, controls replaced.</summary>
+    public static string Printable(string value)
+    {
+        var length = Math.Min(value.Length, 128);
+        return string.Create(length, value, static (span, source) =>
+        {
+            for (var i = 0; i < span.Length; i++)
+            {
+                span[i] = char.IsControl(source[i]) ? '?' : source[i];
+            }
+        });
+    }
+
     public static LocalResponse Create(ProcessingContext context, GatewayError error, string message) =>
         Create(context.Protocol, error, message, context.RequestId);
 

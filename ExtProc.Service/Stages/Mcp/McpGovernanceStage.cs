@@ -164,7 +164,7 @@ internal sealed class McpGovernanceStage : Stage
 
         if (policy is not null && methodName == "prompts/get" && !policy.AllowsMcpPrompt(message.Target ?? ""))
         {
-            return DenyAsync(context, McpErrors.UnknownTool, McpErrors.InvalidParams, "Unknown prompt: " + Printable(message.Target ?? ""), message.IdJson);
+            return DenyAsync(context, McpErrors.UnknownTool, McpErrors.InvalidParams, "Unknown prompt: " + ErrorResponses.Printable(message.Target ?? ""), message.IdJson);
         }
 
         if (policy is not null && methodName is "resources/read" or "resources/subscribe" && !policy.AllowsMcpResource(message.Target ?? ""))
@@ -177,7 +177,7 @@ internal sealed class McpGovernanceStage : Stage
             // Several servers: the exposed name selects the server and is replaced by the server's own name.
             if (message.Target is not { } exposed || !table.TryGetValue(exposed, out var routed))
             {
-                return DenyAsync(context, McpErrors.UnknownTool, McpErrors.InvalidParams, "Unknown tool: " + Printable(message.Target ?? ""), message.IdJson);
+                return DenyAsync(context, McpErrors.UnknownTool, McpErrors.InvalidParams, "Unknown tool: " + ErrorResponses.Printable(message.Target ?? ""), message.IdJson);
             }
 
             RouteTo(context, routed.Cluster);
@@ -312,7 +312,7 @@ internal sealed class McpGovernanceStage : Stage
             && !(known && record.Changed && policy.BlocksChangedMcpTools);
         return allowed
             ? StageResult.Continue
-            : DenyResult(context, McpErrors.UnknownTool, McpErrors.InvalidParams, "Unknown tool: " + Printable(tool), message.IdJson);
+            : DenyResult(context, McpErrors.UnknownTool, McpErrors.InvalidParams, "Unknown tool: " + ErrorResponses.Printable(tool), message.IdJson);
     }
 
     /// <summary>The one decision list filtering and call enforcement share (mcp.md §0.6).</summary>
@@ -321,7 +321,7 @@ internal sealed class McpGovernanceStage : Stage
         var changed = _state.Catalog.Learn(tenant, server, tool.Name, ToolCanonicalForm.Hash(tool.Definition), tool.Annotations);
         if (changed)
         {
-            McpLog.ToolChanged(_logger, Printable(tool.Name), server, tenant, policy.BlocksChangedMcpTools);
+            McpLog.ToolChanged(_logger, ErrorResponses.Printable(tool.Name), server, tenant, policy.BlocksChangedMcpTools);
         }
 
         _state.Catalog.TryGet(tenant, server, tool.Name, out var record);
@@ -586,19 +586,6 @@ internal sealed class McpGovernanceStage : Stage
         }
 
         return false;
-    }
-
-    /// <summary>Names echo back to the caller: keep them short and printable.</summary>
-    private static string Printable(string value)
-    {
-        var length = Math.Min(value.Length, 128);
-        return string.Create(length, value, static (span, source) =>
-        {
-            for (var i = 0; i < span.Length; i++)
-            {
-                span[i] = char.IsControl(source[i]) ? '?' : source[i];
-            }
-        });
     }
 
     /// <summary>The list decision for one response.</summary>

@@ -47,7 +47,7 @@ internal sealed class TenantPolicyStage : Stage
         var model = System.Text.Encoding.UTF8.GetString(colon < 0 ? rest : rest[..colon]);
         return identity.Policy.AllowsModel(model)
             ? StageResult.ContinueTask
-            : DenyAsync(context, GatewayError.ModelNotAllowed, $"The model '{Printable(model)}' is not allowed for this tenant.");
+            : DenyAsync(context, GatewayError.ModelNotAllowed, $"The model '{ErrorResponses.Printable(model)}' is not allowed for this tenant.");
     }
 
     public override ValueTask<StageResult> OnRequestBodyAsync(ProcessingContext context)
@@ -67,7 +67,7 @@ internal sealed class TenantPolicyStage : Stage
 
         return identity.Policy.AllowsModel(model)
             ? StageResult.ContinueTask
-            : DenyAsync(context, GatewayError.ModelNotAllowed, $"The model '{Printable(model)}' is not allowed for this tenant.");
+            : DenyAsync(context, GatewayError.ModelNotAllowed, $"The model '{ErrorResponses.Printable(model)}' is not allowed for this tenant.");
     }
 
     private ValueTask<StageResult> DenyAsync(ProcessingContext context, GatewayError error, string message)
@@ -79,18 +79,5 @@ internal sealed class TenantPolicyStage : Stage
         }
 
         return new(StageResult.Respond(ErrorResponses.Create(context, error, message)));
-    }
-
-    /// <summary>Model names echo back to the caller: keep them short and printable.</summary>
-    private static string Printable(string value)
-    {
-        var length = Math.Min(value.Length, 128);
-        return string.Create(length, value, static (span, source) =>
-        {
-            for (var i = 0; i < span.Length; i++)
-            {
-                span[i] = char.IsControl(source[i]) ? '?' : source[i];
-            }
-        });
     }
 }

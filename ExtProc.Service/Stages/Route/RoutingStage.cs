@@ -68,7 +68,7 @@ internal sealed class RoutingStage : Stage
         if (!_catalog.TryGetModel(model, out var route))
         {
             // The message never lists models: another tenant's names must not leak.
-            return RespondAsync(context, GatewayError.ModelNotFound, $"The model '{Printable(model)}' does not exist or is not available.");
+            return RespondAsync(context, GatewayError.ModelNotFound, $"The model '{ErrorResponses.Printable(model)}' does not exist or is not available.");
         }
 
         var plan = TargetSelector.Plan(route, context.Identity, context.Request, context.Protocol, _catalog, _health, _random);
@@ -179,17 +179,4 @@ internal sealed class RoutingStage : Stage
         new(StageResult.Respond(retryAfter is { } wait
             ? ErrorResponses.RetryLater(context, error, message, wait)
             : ErrorResponses.Create(context, error, message)));
-
-    /// <summary>Model names echo back to the caller: short and printable.</summary>
-    internal static string Printable(string value)
-    {
-        var length = Math.Min(value.Length, 128);
-        return string.Create(length, value, static (span, source) =>
-        {
-            for (var i = 0; i < span.Length; i++)
-            {
-                span[i] = char.IsControl(source[i]) ? '?' : source[i];
-            }
-        });
-    }
 }

@@ -3,6 +3,7 @@ using Envoy.Service.ExtProc.V3;
 using ExtProc.Tests.Tenancy;
 using Microsoft.Extensions.Time.Testing;
 using static ExtProc.Tests.Engine.EngineTestKit;
+using BodySendMode = Envoy.Extensions.Filters.Http.ExtProc.V3.ProcessingMode.Types.BodySendMode;
 
 namespace ExtProc.Tests.Routing;
 
@@ -235,6 +236,51 @@ public sealed class RoutingStageTests : IDisposable
         // The next probe succeeds and the target is back.
         Assert.Equal("openai-us", await RouteAsync(200));
         Assert.Equal("openai-us", await RouteAsync(200));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TranslatedSseAnswer_StreamedOrFullDuplex_EveryChunkAnsweredInTheClientsFormat(bool duplex)
+    {
+        // OpenAI client, Anthropic target: the answer comes back event by event in OpenAI's stream format.
+        var snapshot = TestTenancy.BuildPipeline(_kit.Yaml());
+        var (processor, writer) = Processor(snapshot);
+        var responseMode = duplex ? BodySendMode.FullDuplexStreamed : BodySendMode.None;
+        await processor.HandleAsync(RequestHeaders("/v1/chat/completions", responseMode: responseMode));
+        await processor.HandleAsync(RequestBody(Utf8(Chat("claude-sonnet", ",\"stream\":true")), endOfStream: true));
+        var request = writer.Responses[1].RequestBody.Response;
+        Assert.Contains("\"max_tokens\"", request.BodyMutation.Body.ToStringUtf8(), StringComparison.Ordinal);
+        Assert.Equal("/v1/messages", Sets(writer.Responses[1])[":path"]);
+
+        await processor.HandleAsync(ResponseHeaders(200, "text/event-stream"));
+        var headers = writer.Responses[2];
+        if (!duplex)
+        {
+            Assert.Equal(BodySendMode.Streamed, headers.ModeOverride.ResponseBodyMode);
+        }
+
+        string[] events =
+        [
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5-20250929\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Bonjour\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ];
+        for (var i = 0; i < events.Length; i++)
+        {
+            await processor.HandleAsync(ResponseBody(Utf8(events[i]), endOfStream: i == events.Length - 1));
+        }
+
+        var replies = writer.Responses.Skip(3).ToList();
+        Assert.Equal(events.Length, replies.Count);
+        var client = string.Concat(replies.Select(r => duplex
+            ? r.ResponseBody.Response.BodyMutation.StreamedResponse.Body.ToStringUtf8()
+            : r.ResponseBody.Response.BodyMutation.Body.ToStringUtf8()));
+        Assert.Contains("\"object\":\"chat.completion.chunk\"", client, StringComparison.Ordinal);
+        Assert.Contains("\"content\":\"Bonjour\"", client, StringComparison.Ordinal);
+        Assert.Contains("\"finish_reason\":\"stop\"", client, StringComparison.Ordinal);
+        Assert.EndsWith("data: [DONE]\n\n", client, StringComparison.Ordinal);
+        Assert.DoesNotContain("message_start", client, StringComparison.Ordinal);
     }
 
     private static string EngineHeader(ProcessingResponse reply, string name) =>
