@@ -98,7 +98,7 @@ internal static class LlmRequestReader
                 return;
             }
 
-            if (field == Field.Unknown && !IsExactPassThrough(reader.Text, protocol) && FieldNames.FoldsOntoAny(reader.Text, FieldsOf(protocol)))
+            if (field == Field.Unknown && FieldNames.FoldsOntoAny(reader.Text, FieldsOf(protocol)))
             {
                 reader.Fail(JsonViolationKind.AmbiguousField, "The body has a key that differs only in case or Unicode folding from a field the gateway reads.");
                 return;
@@ -502,10 +502,6 @@ internal static class LlmRequestReader
 
     // OpenAI fields we guard against fold variants but do not read: their exact spelling is the field itself
     // (e.g. stream_options, which the OpenAI SDKs send on every stream), not an ambiguity.
-    private static bool IsExactPassThrough(ReadOnlySpan<byte> name, ProtocolKind protocol) =>
-        protocol == ProtocolKind.OpenAiChat
-        && (name.SequenceEqual("stream_options"u8) || name.SequenceEqual("n"u8) || name.SequenceEqual("functions"u8) || name.SequenceEqual("function_call"u8));
-
     private static string[] FieldsOf(ProtocolKind protocol) => protocol switch
     {
         ProtocolKind.AnthropicMessages => AnthropicFields,
