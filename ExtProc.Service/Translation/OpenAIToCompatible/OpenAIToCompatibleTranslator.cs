@@ -33,7 +33,7 @@ internal sealed class OpenAIToCompatibleTranslator : TranslationDirection
     {
         state = null;
         var document = JsonRead.Contiguous(clientBody, out var rented);
-        var scratch = new PooledBufferWriter();
+        var scratch = new Buffers.PooledBufferWriter();
         try
         {
             if (OpenAIRequest.Read(document, out var request) is { } refused)
