@@ -9,6 +9,8 @@ internal sealed class LimitMetrics
     private readonly Counter<long> _storeFailures;
     private readonly Counter<long> _settlements;
     private readonly UpDownCounter<long> _buffered;
+    private readonly Counter<long> _outages;
+    private readonly UpDownCounter<long> _out;
 
     public LimitMetrics(IMeterFactory? factory = null)
     {
@@ -17,6 +19,8 @@ internal sealed class LimitMetrics
         _storeFailures = meter.CreateCounter<long>("extproc.limits.store_failures", description: "Shared-store calls that failed or overran their budget, by operation (reserve, settle).");
         _settlements = meter.CreateCounter<long>("extproc.limits.settlements", description: "Settlements by outcome (applied, buffered, replayed, dropped).");
         _buffered = meter.CreateUpDownCounter<long>("extproc.limits.settlements_buffered", description: "Settlements waiting for the shared store to come back.");
+        _outages = meter.CreateCounter<long>("extproc.limits.store_outages", description: "Times the shared store was found out (a call failed or overran its budget, or the connection dropped).");
+        _out = meter.CreateUpDownCounter<long>("extproc.limits.store_out", description: "1 while the shared store is out and admissions are decided locally.");
     }
 
     public void Decision(string result, bool degraded) =>
@@ -27,4 +31,13 @@ internal sealed class LimitMetrics
     public void Settlement(string outcome) => _settlements.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
 
     public void Buffered(long delta) => _buffered.Add(delta);
+
+    public void SharedStoreOut(bool isOut)
+    {
+        _out.Add(isOut ? 1 : -1);
+        if (isOut)
+        {
+            _outages.Add(1);
+        }
+    }
 }

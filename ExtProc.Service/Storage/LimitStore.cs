@@ -6,7 +6,10 @@ internal enum CounterKind : byte
     /// <summary>Fixed window of <see cref="LimitCounter.WindowMs"/>, aligned on the store's clock (requests, tokens).</summary>
     Window = (byte)'w',
 
-    /// <summary>A calendar period whose id is already in the key (budgets); it expires after <see cref="LimitCounter.WindowMs"/>.</summary>
+    /// <summary>
+    /// A calendar period whose id is already in the key (budgets), valid from <see cref="LimitCounter.PeriodStartMs"/>
+    /// to <see cref="LimitCounter.PeriodEndMs"/>; a shared store refuses to count in a period its own clock is not in.
+    /// </summary>
     Calendar = (byte)'c',
 
     /// <summary>Requests in flight: a set of reservation ids, each with a lease so a crashed replica's slots come back.</summary>
@@ -16,8 +19,9 @@ internal enum CounterKind : byte
 /// <summary>
 /// One counter a request must fit in: its key (see <see cref="LimitKeys"/>), the limit, what the request takes,
 /// and whether it refuses (rather than falls back to a local limiter) while the shared store is out.
+/// Calendar counters carry their period's bounds (Unix ms) so the shared store can check them against its clock.
 /// </summary>
-internal readonly record struct LimitCounter(string Key, CounterKind Kind, long Limit, long WindowMs, long Amount, bool FailClosed = false);
+internal readonly record struct LimitCounter(string Key, CounterKind Kind, long Limit, long WindowMs, long Amount, bool FailClosed = false, long PeriodStartMs = 0, long PeriodEndMs = 0);
 
 /// <summary>
 /// All counters of one request, reserved together or not at all. The reservation id makes admission and
@@ -50,6 +54,13 @@ internal sealed class AdmissionResult
 
     /// <summary>True when the local limiter decided because the shared store did not answer.</summary>
     public bool Degraded { get; set; }
+
+    /// <summary>
+    /// Non-zero when nothing was counted because a calendar period the replica named is not the current one on
+    /// the shared store's clock (replica clock skew at a period boundary): the store's time, in Unix ms, to
+    /// name the period again from.
+    /// </summary>
+    public long StalePeriodNowMs { get; set; }
 
     public long RetryAfterMs => FailedIndex >= 0 ? Math.Max(1000, ResetMs[FailedIndex]) : 1000;
 }

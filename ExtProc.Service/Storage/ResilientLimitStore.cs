@@ -11,8 +11,8 @@ namespace ExtProc.Storage;
 /// (<c>WaitAsync</c>, because StackExchange.Redis checks its own timeouts only on a 1 s heartbeat,
 /// faults.md §0.4; and the call is started on the thread pool because while it reconnects the client can
 /// block the caller before it hands back a task: 667 ms measured under kill/restart, 30 ms with the hop) and never retried (a timed-out script may still run, §0.5). When Redis fails or
-/// overruns: counters that fail closed refuse; the others are decided by a local limiter at
-/// limit / replicas. Settlements that cannot reach Redis wait in a bounded buffer and are replayed,
+/// overruns, the <see cref="RedisGate"/> opens and, until a probe finds Redis again, requests do not ask it:
+/// counters that fail closed refuse; the others are decided by a local limiter at limit / replicas. Settlements that cannot reach Redis wait in a bounded buffer and are replayed,
 /// oldest first, after the next call that succeeds; when the buffer is full the oldest is dropped and counted.
 /// </summary>
 internal sealed class ResilientLimitStore : ILimitStore, IDisposable
@@ -20,6 +20,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
     private readonly RedisLimitStore? _shared;
     private readonly InProcessLimitStore _local;
     private readonly IConnectionMultiplexer? _connection;
+    private readonly RedisGate? _gate;
     private readonly TimeSpan _budget;
     private readonly int _bufferCapacity;
     private readonly LimitMetrics _metrics;
@@ -28,15 +29,26 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
     private int _pendingCount;
     private int _replaying;
 
-    public ResilientLimitStore(IConnectionMultiplexer? connection, TimeSpan budget, int replicas, int bufferCapacity, TimeProvider time, LimitMetrics metrics)
+    public ResilientLimitStore(IConnectionMultiplexer? connection, TimeSpan budget, int replicas, int bufferCapacity, TimeProvider time, LimitMetrics metrics, TimeSpan? probeInterval = null)
     {
         _connection = connection;
-        _shared = connection is null ? null : new RedisLimitStore(connection);
         _local = new InProcessLimitStore(time, replicas);
         _budget = budget;
         _bufferCapacity = bufferCapacity;
         _metrics = metrics;
+        if (connection is not null)
+        {
+            _shared = new RedisLimitStore(connection);
+            _gate = new RedisGate(connection, budget, probeInterval ?? DefaultProbeInterval, ReplayInBackground);
+            _gate.Changed += metrics.SharedStoreOut;
+        }
     }
+
+    /// <summary>How often a probe asks an unanswering Redis whether it is back.</summary>
+    public static readonly TimeSpan DefaultProbeInterval = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>True while Redis is considered out and decisions are local (null without Redis).</summary>
+    public RedisGate? Gate => _gate;
 
     /// <summary>Settlements waiting for Redis (tests, metrics).</summary>
     public int PendingSettlements => Volatile.Read(ref _pendingCount);
@@ -46,7 +58,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
 
     public async ValueTask<AdmissionResult> ReserveAsync(AdmissionRequest request)
     {
-        if (_shared is not null)
+        if (_shared is not null && !_gate!.IsOpen)
         {
             try
             {
@@ -57,6 +69,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
             catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
             {
                 _metrics.StoreFailure("reserve");
+                _gate.Trip();
             }
         }
 
@@ -94,6 +107,12 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
             await _local.SettleAsync(reservationId, actual).ConfigureAwait(false);
         }
 
+        if (_gate!.IsOpen)
+        {
+            Buffer(reservationId, actual);
+            return;
+        }
+
         try
         {
             await Task.Run(() => _shared.SettleAsync(reservationId, actual).AsTask()).WaitAsync(_budget).ConfigureAwait(false);
@@ -104,6 +123,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
         {
             // The script may still run later: replaying it is harmless (the record is gone once applied).
             _metrics.StoreFailure("settle");
+            _gate.Trip();
             Buffer(reservationId, actual);
         }
     }
@@ -135,7 +155,11 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
         return replayed;
     }
 
-    public void Dispose() => _connection?.Dispose();
+    public void Dispose()
+    {
+        _gate?.Dispose();
+        _connection?.Dispose();
+    }
 
     private void Buffer(string reservationId, long[] actual)
     {
@@ -153,7 +177,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
 
     private void ReplayInBackground()
     {
-        if (Volatile.Read(ref _pendingCount) == 0 || Interlocked.Exchange(ref _replaying, 1) == 1)
+        if (Volatile.Read(ref _pendingCount) == 0 || _gate!.IsOpen || Interlocked.Exchange(ref _replaying, 1) == 1)
         {
             return;
         }

@@ -197,15 +197,17 @@ internal sealed class LimitsStage : Stage
         }
 
         var estimatedCost = price is null ? 0 : MicroUsd(new TokenUsage(prompt, 0, 0, maxOutput, 0), price);
-        var now = _time.GetUtcNow();
-        var counters = new LimitCounter[rules.Count];
-        for (var i = 0; i < counters.Length; i++)
+        var reservationId = Guid.NewGuid().ToString("N");
+        var counters = CountersOf(rules, identity, model, prompt + maxOutput, estimatedCost, _time.GetUtcNow());
+        var result = await _store.ReserveAsync(new AdmissionRequest(reservationId, counters, (long)Lease.TotalMilliseconds)).ConfigureAwait(false);
+        if (result.StalePeriodNowMs != 0)
         {
-            counters[i] = CounterOf(rules[i], identity, model, prompt + maxOutput, estimatedCost, now);
+            // This replica's clock put the request in another budget period than Redis' clock: name it from Redis' time.
+            counters = CountersOf(rules, identity, model, prompt + maxOutput, estimatedCost, DateTimeOffset.FromUnixTimeMilliseconds(result.StalePeriodNowMs));
+            result = await _store.ReserveAsync(new AdmissionRequest(reservationId, counters, (long)Lease.TotalMilliseconds)).ConfigureAwait(false);
         }
 
-        var lease = new LimitLease(Guid.NewGuid().ToString("N"), counters, [.. rules], prompt, price, model);
-        var result = await _store.ReserveAsync(new AdmissionRequest(lease.ReservationId, counters, (long)Lease.TotalMilliseconds)).ConfigureAwait(false);
+        var lease = new LimitLease(reservationId, counters, [.. rules], prompt, price, model);
         SetRateLimitHeaders(context, lease, result);
         if (result.Admitted)
         {
@@ -244,6 +246,17 @@ internal sealed class LimitsStage : Stage
         return StageResult.Respond(response);
     }
 
+    private LimitCounter[] CountersOf(List<LimitRuleConfig> rules, CallerIdentity identity, string? model, long tokens, long cost, DateTimeOffset now)
+    {
+        var counters = new LimitCounter[rules.Count];
+        for (var i = 0; i < counters.Length; i++)
+        {
+            counters[i] = CounterOf(rules[i], identity, model, tokens, cost, now);
+        }
+
+        return counters;
+    }
+
     private LimitCounter CounterOf(LimitRuleConfig rule, CallerIdentity identity, string? model, long tokens, long cost, DateTimeOffset now)
     {
         var tenant = identity.Tenant.Id;
@@ -264,13 +277,14 @@ internal sealed class LimitsStage : Stage
             case LimitKind.Concurrency:
                 return new LimitCounter(key, CounterKind.Concurrency, rule.Limit, 0, 1, failClosed);
             default:
-                var (id, end) = BudgetPeriodOf(rule.Period, now, _config.TimeZone);
-                return new LimitCounter(key + ":" + id, CounterKind.Calendar, rule.Limit, Math.Max(1, (long)(end - now).TotalMilliseconds), cost, failClosed);
+                var (id, start, end) = BudgetPeriodOf(rule.Period, now, _config.TimeZone);
+                return new LimitCounter(key + ":" + id, CounterKind.Calendar, rule.Limit, Math.Max(1, (long)(end - now).TotalMilliseconds), cost, failClosed,
+                    start.ToUnixTimeMilliseconds(), end.ToUnixTimeMilliseconds());
         }
     }
 
-    /// <summary>The calendar period containing <paramref name="now"/> in <paramref name="zone"/>: its id and its end (UTC).</summary>
-    internal static (string Id, DateTimeOffset End) BudgetPeriodOf(BudgetPeriod period, DateTimeOffset now, TimeZoneInfo zone)
+    /// <summary>The calendar period containing <paramref name="now"/> in <paramref name="zone"/>: its id, start and end (UTC).</summary>
+    internal static (string Id, DateTimeOffset Start, DateTimeOffset End) BudgetPeriodOf(BudgetPeriod period, DateTimeOffset now, TimeZoneInfo zone)
     {
         var local = TimeZoneInfo.ConvertTime(now, zone).DateTime.Date;
         DateTime start;
@@ -295,8 +309,9 @@ internal sealed class LimitsStage : Stage
                 break;
         }
 
+        var startUtc = TimeZoneInfo.ConvertTimeToUtc(DateTime.SpecifyKind(start, DateTimeKind.Unspecified), zone);
         var endUtc = TimeZoneInfo.ConvertTimeToUtc(DateTime.SpecifyKind(end, DateTimeKind.Unspecified), zone);
-        return (id, new DateTimeOffset(endUtc, TimeSpan.Zero));
+        return (id, new DateTimeOffset(startUtc, TimeSpan.Zero), new DateTimeOffset(endUtc, TimeSpan.Zero));
     }
 
     private static void ReadEvents(LimitLease lease, BodyState body)

@@ -12,8 +12,10 @@ namespace ExtProc.Storage.Redis;
 internal sealed class RedisLimitStore : ILimitStore
 {
     // KEYS[1] reservation record; KEYS[2..n+1] counter base keys.
-    // ARGV[1] reservation id, ARGV[2] lease ms, then per counter: kind, limit, window ms, amount.
-    // Returns {admitted, failed index (0 = none), used_1, reset_1, ..., used_n, reset_n}.
+    // ARGV[1] reservation id, ARGV[2] lease ms, then per counter: kind, limit, window ms, amount, period start ms,
+    // period end ms (calendar counters; 0 otherwise).
+    // Returns {admitted, failed index (0 = none, -1 = a calendar period the replica named is not Redis' current one),
+    // used_1, reset_1, ..., used_n, reset_n, Redis now ms}.
     private const string ReserveScript = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -22,9 +24,11 @@ internal sealed class RedisLimitStore : ILimitStore
         local n = #KEYS - 1
         local dup = redis.call('EXISTS', KEYS[1]) == 1
         local out = {0, 0}
+        out[3 + 2 * n] = now
         local full = {}
+        local stale = false
         for i = 1, n do
-          local base = 3 + (i - 1) * 4
+          local base = 3 + (i - 1) * 6
           local kind = ARGV[base]
           local limit = tonumber(ARGV[base + 1])
           local window = tonumber(ARGV[base + 2])
@@ -36,8 +40,13 @@ internal sealed class RedisLimitStore : ILimitStore
             used = tonumber(redis.call('GET', key) or '0')
             reset = window - (now % window)
           elseif kind == 'c' then
+            local start = tonumber(ARGV[base + 4])
+            local finish = tonumber(ARGV[base + 5])
+            if now < start or now >= finish then
+              stale = true
+            end
             used = tonumber(redis.call('GET', key) or '0')
-            reset = window
+            reset = math.max(1, finish - now)
           else
             redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
             used = redis.call('ZCARD', key)
@@ -55,11 +64,15 @@ internal sealed class RedisLimitStore : ILimitStore
           out[1] = 1
           return out
         end
+        if stale then
+          out[2] = -1
+          return out
+        end
         if out[2] ~= 0 then
           return out
         end
         for i = 1, n do
-          local base = 3 + (i - 1) * 4
+          local base = 3 + (i - 1) * 6
           local kind = ARGV[base]
           local window = tonumber(ARGV[base + 2])
           local amount = tonumber(ARGV[base + 3])
@@ -73,7 +86,7 @@ internal sealed class RedisLimitStore : ILimitStore
             if kind == 'w' then
               redis.call('PEXPIRE', key, window * 2)
             else
-              redis.call('PEXPIRE', key, window)
+              redis.call('PEXPIRE', key, math.max(1, tonumber(ARGV[base + 5]) - now))
             end
           end
           out[1 + 2 * i] = out[1 + 2 * i] + amount
@@ -125,7 +138,7 @@ internal sealed class RedisLimitStore : ILimitStore
     {
         var counters = request.Counters;
         var keys = new RedisKey[counters.Length + 1];
-        var args = new RedisValue[2 + counters.Length * 4];
+        var args = new RedisValue[2 + counters.Length * 6];
         keys[0] = LimitKeys.Reservation(request.ReservationId);
         args[0] = request.ReservationId;
         args[1] = request.LeaseMs;
@@ -133,17 +146,21 @@ internal sealed class RedisLimitStore : ILimitStore
         {
             var counter = counters[i];
             keys[i + 1] = counter.Key;
-            args[2 + i * 4] = ((char)counter.Kind).ToString();
-            args[3 + i * 4] = counter.Limit;
-            args[4 + i * 4] = Math.Max(1, counter.WindowMs);
-            args[5 + i * 4] = counter.Amount;
+            args[2 + i * 6] = ((char)counter.Kind).ToString();
+            args[3 + i * 6] = counter.Limit;
+            args[4 + i * 6] = Math.Max(1, counter.WindowMs);
+            args[5 + i * 6] = counter.Amount;
+            args[6 + i * 6] = counter.PeriodStartMs;
+            args[7 + i * 6] = counter.PeriodEndMs;
         }
 
         var reply = (RedisResult[])(await _database.ScriptEvaluateAsync(ReserveScript, keys, args, CommandFlags.DemandMaster).ConfigureAwait(false))!;
+        var failed = (long)reply[1];
         var result = new AdmissionResult(counters.Length)
         {
             Admitted = (long)reply[0] == 1,
-            FailedIndex = (int)(long)reply[1] - 1,
+            FailedIndex = failed > 0 ? (int)failed - 1 : -1,
+            StalePeriodNowMs = failed < 0 ? (long)reply[2 + counters.Length * 2] : 0,
         };
         for (var i = 0; i < counters.Length; i++)
         {

@@ -48,6 +48,7 @@ public sealed class LimitsRedisStageTests : IAsyncLifetime
           rules:
             - { name: rpm, kind: requests, limit: "40", window: 1h }
             - { name: daily, kind: budget, usd: "100", period: day }
+            - { name: tiny, kind: budget, usd: "0.00002", period: day }
         """;
 
     private PipelineSnapshot Pipeline(string limits, TimeProvider time, string budget = "50ms")
@@ -65,6 +66,14 @@ public sealed class LimitsRedisStageTests : IAsyncLifetime
         await processor.HandleAsync(RequestHeaders("/v1/chat/completions", extra: ("authorization", "Bearer " + Key)));
         await processor.HandleAsync(RequestBody(Utf8(Chat), endOfStream: true));
         await processor.EndAsync();
+        return writer.Responses[^1];
+    }
+
+    private static async Task<ProcessingResponse> AdmitHoldingAsync(PipelineSnapshot snapshot)
+    {
+        var (processor, writer) = EngineTestKit.Processor(snapshot);
+        await processor.HandleAsync(RequestHeaders("/v1/chat/completions", extra: ("authorization", "Bearer " + Key)));
+        await processor.HandleAsync(RequestBody(Utf8(Chat), endOfStream: true));
         return writer.Responses[^1];
     }
 
@@ -90,6 +99,27 @@ public sealed class LimitsRedisStageTests : IAsyncLifetime
         _output.WriteLine($"L3: replicas at -2 s / +2 s: admitted {admitted} of 102 at limit 40 (delta vs no skew {admitted - 40})");
         Assert.Equal(40, admitted);
     }
+
+    [Fact]
+    public async Task BudgetPeriod_ReplicaClockADayBehind_SpendsFromRedisCurrentDay()
+    {
+        // Budget periods are named by the replica but checked against Redis TIME: a replica whose clock is a day
+        // behind cannot open a fresh "yesterday" budget. The tiny budget holds one reservation (~15 µUSD of 20);
+        // streams stay open so reservations are held (an ended stream would release its own).
+        var behind = Pipeline("tiny", new FakeTimeProvider(DateTimeOffset.UtcNow.AddDays(-1)), budget: "2s");
+        var onTime = Pipeline("tiny", TimeProvider.System, budget: "2s");
+        await Task.Delay(300);
+        var first = await AdmitHoldingAsync(behind);
+        var second = await AdmitHoldingAsync(onTime);
+        var third = await AdmitHoldingAsync(behind);
+        _output.WriteLine($"budget period across a day of skew: behind → {Outcome(first)}, on time → {Outcome(second)}, behind again → {Outcome(third)}");
+        Assert.Equal(ProcessingResponse.ResponseOneofCase.RequestBody, first.ResponseCase);
+        Assert.Contains("\"code\":\"budget_exhausted\"", second.ImmediateResponse.Body.ToStringUtf8());
+        Assert.Contains("\"code\":\"budget_exhausted\"", third.ImmediateResponse.Body.ToStringUtf8());
+    }
+
+    private static string Outcome(ProcessingResponse reply) =>
+        reply.ResponseCase == ProcessingResponse.ResponseOneofCase.ImmediateResponse ? ((int)reply.ImmediateResponse.Status.Code).ToString(System.Globalization.CultureInfo.InvariantCulture) : "admitted";
 
     [Fact]
     public async Task RedisHung_OpenRequestsDegradeClosedBudgetRefusesWithinBudget()

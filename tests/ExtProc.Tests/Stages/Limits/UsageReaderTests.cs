@@ -58,12 +58,13 @@ public sealed class UsageReaderTests
     public void BudgetPeriod_CalendarInTimeZone()
     {
         var paris = TimeZoneInfo.FindSystemTimeZoneById("Europe/Paris");
-        var (day, dayEnd) = LimitsStage.BudgetPeriodOf(BudgetPeriod.Day, DateTimeOffset.Parse("2026-11-24T23:30:00Z"), paris);
+        var (day, dayStart, dayEnd) = LimitsStage.BudgetPeriodOf(BudgetPeriod.Day, DateTimeOffset.Parse("2026-11-24T23:30:00Z"), paris);
         Assert.Equal("d2026-11-25", day);
+        Assert.Equal(DateTimeOffset.Parse("2026-11-24T23:00:00Z"), dayStart);
         Assert.Equal(DateTimeOffset.Parse("2026-11-25T23:00:00Z"), dayEnd);
-        var (week, _) = LimitsStage.BudgetPeriodOf(BudgetPeriod.Week, DateTimeOffset.Parse("2026-11-29T12:00:00Z"), TimeZoneInfo.Utc);
+        var (week, _, _) = LimitsStage.BudgetPeriodOf(BudgetPeriod.Week, DateTimeOffset.Parse("2026-11-29T12:00:00Z"), TimeZoneInfo.Utc);
         Assert.Equal("w2026-11-23", week);
-        var (month, monthEnd) = LimitsStage.BudgetPeriodOf(BudgetPeriod.Month, DateTimeOffset.Parse("2026-11-24T12:00:00Z"), TimeZoneInfo.Utc);
+        var (month, _, monthEnd) = LimitsStage.BudgetPeriodOf(BudgetPeriod.Month, DateTimeOffset.Parse("2026-11-24T12:00:00Z"), TimeZoneInfo.Utc);
         Assert.Equal("m2026-11", month);
         Assert.Equal(DateTimeOffset.Parse("2026-12-01T00:00:00Z"), monthEnd);
     }
