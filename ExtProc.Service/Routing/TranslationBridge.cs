@@ -50,6 +50,12 @@ internal static class TranslationBridge
             writer.Dispose();
         }
 
+        if (context.Limits is { StripUsageChunk: true } && translation is not null)
+        {
+            // Limits forced include_usage on a client that did not ask: the usage is for settlement, not for the client.
+            translation.IncludeUsage = false;
+        }
+
         state.Translation = direction;
         state.TranslationState = translation;
         return null;

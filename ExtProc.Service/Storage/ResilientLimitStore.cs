@@ -24,7 +24,9 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
     private readonly TimeSpan _budget;
     private readonly int _bufferCapacity;
     private readonly LimitMetrics _metrics;
-    private readonly ConcurrentDictionary<string, byte> _localReservations = new(StringComparer.Ordinal);
+    // Reservations the local limiter admitted; the value says whether Redis was asked first and overran, so the
+    // script may have run there after all and must be settled there too.
+    private readonly ConcurrentDictionary<string, bool> _localReservations = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<(string Id, long[] Actual)> _pending = new();
     private int _pendingCount;
     private int _replaying;
@@ -58,8 +60,10 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
 
     public async ValueTask<AdmissionResult> ReserveAsync(AdmissionRequest request)
     {
+        var askedShared = false;
         if (_shared is not null && !_gate!.IsOpen)
         {
+            askedShared = true;
             try
             {
                 var result = await Task.Run(() => _shared.ReserveAsync(request).AsTask()).WaitAsync(_budget).ConfigureAwait(false);
@@ -85,7 +89,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
         local.Degraded = _shared is not null;
         if (local.Admitted && _shared is not null)
         {
-            _localReservations.TryAdd(request.ReservationId, 0);
+            _localReservations.TryAdd(request.ReservationId, askedShared);
         }
 
         return local;
@@ -99,12 +103,19 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
             return;
         }
 
-        if (_localReservations.TryRemove(reservationId, out _))
+        if (_localReservations.TryRemove(reservationId, out var maybeShared))
         {
-            // Admitted locally because Redis overran its budget; but the timed-out script may have run after all
-            // (faults.md §0.5), holding tokens, money and a concurrency slot there. Settling there as well
-            // corrects it, and is a no-op when it never ran.
             await _local.SettleAsync(reservationId, actual).ConfigureAwait(false);
+            if (!maybeShared)
+            {
+                // Decided while the gate was open: Redis never saw it, and buffering it would only crowd out
+                // settlements that matter during a long outage (faults.md L10).
+                return;
+            }
+
+            // Redis overran its budget on this one, but the timed-out script may have run after all (faults.md
+            // §0.5), holding tokens, money and a concurrency slot there. Settling there as well corrects it,
+            // and is a no-op when it never ran.
         }
 
         if (_gate!.IsOpen)

@@ -7,7 +7,8 @@ namespace ExtProc.Benchmarks;
 /// BenchmarkDotNet through <see cref="BenchmarkSwitcher"/> (any BDN argument: <c>--filter</c>, <c>--job short</c>, ...),
 /// plus in-process modes without BDN: <c>--profile</c> (loop one benchmark for a profiler),
 /// <c>--check-budget</c> / <c>--update-budget</c> (allocation budget), <c>--ratios</c> (interleaved
-/// ratios to the baseline, for noisy machines) and <c>--list</c> (case keys).
+/// ratios to the baseline, for noisy machines), <c>--redis-faults</c> (faults.md L5/L6/L10 at full length
+/// against a real redis-server) and <c>--list</c> (case keys).
 /// </summary>
 internal static class BenchmarkProgram
 {
@@ -26,6 +27,11 @@ internal static class BenchmarkProgram
         if (args.Contains("--update-budget"))
         {
             return AllocationBudget.Run(args, update: true);
+        }
+
+        if (args.Contains("--redis-faults"))
+        {
+            return Limits.RedisFaultRun.Run(args);
         }
 
         if (args.Contains("--ratios"))

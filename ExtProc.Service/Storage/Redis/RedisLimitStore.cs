@@ -13,7 +13,7 @@ internal sealed class RedisLimitStore : ILimitStore
 {
     // KEYS[1] reservation record; KEYS[2..n+1] counter base keys.
     // ARGV[1] reservation id, ARGV[2] lease ms, then per counter: kind, limit, window ms, amount, period start ms,
-    // period end ms (calendar counters; 0 otherwise).
+    // period end ms (calendar counters with known bounds; 0 otherwise, and the window is their lifetime).
     // Returns {admitted, failed index (0 = none, -1 = a calendar period the replica named is not Redis' current one),
     // used_1, reset_1, ..., used_n, reset_n, Redis now ms}.
     private const string ReserveScript = """
@@ -42,11 +42,14 @@ internal sealed class RedisLimitStore : ILimitStore
           elseif kind == 'c' then
             local start = tonumber(ARGV[base + 4])
             local finish = tonumber(ARGV[base + 5])
-            if now < start or now >= finish then
+            if finish > 0 and (now < start or now >= finish) then
               stale = true
             end
             used = tonumber(redis.call('GET', key) or '0')
-            reset = math.max(1, finish - now)
+            reset = window
+            if finish > 0 then
+              reset = math.max(1, finish - now)
+            end
           else
             redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
             used = redis.call('ZCARD', key)
@@ -86,7 +89,7 @@ internal sealed class RedisLimitStore : ILimitStore
             if kind == 'w' then
               redis.call('PEXPIRE', key, window * 2)
             else
-              redis.call('PEXPIRE', key, math.max(1, tonumber(ARGV[base + 5]) - now))
+              redis.call('PEXPIRE', key, out[2 + 2 * i])
             end
           end
           out[1 + 2 * i] = out[1 + 2 * i] + amount

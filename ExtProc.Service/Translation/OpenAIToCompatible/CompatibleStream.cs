@@ -44,6 +44,11 @@ internal sealed class CompatibleStream : OpenAIClientStream
             return; // Azure's prompt_filter_results / content_filter_results chunks: nothing a client can use
         }
 
+        if (chunk.ChoiceCount == 0 && !State.IncludeUsage)
+        {
+            return; // the usage chunk of a stream whose client did not ask for it (limits asked, to settle)
+        }
+
         var rewrite = ResolveToolCalls(data, chunk.ToolCalls);
         var finish = default(ReadOnlySpan<byte>);
         if (chunk.FinishReason.Kind(data) == JsonTokenType.String)

@@ -218,4 +218,95 @@ public sealed class LimitsDataPlaneTests : IAsyncLifetime
         Assert.DoesNotContain("usage", text);
         Assert.Equal(42, await CounterSumAsync("tph"));
     }
+    [Theory]
+    [InlineData("anthropic")]
+    [InlineData("deepseek")]
+    public async Task TranslatedStream_UsageNotAsked_ClientGetsNoUsageChunkAndTokensSettled(string upstreamKind)
+    {
+        // Limits force include_usage to settle an OpenAI-format stream; when routing translates it (to Anthropic,
+        // or through an OpenAI-compatible dialect) the client must still get no usage it did not ask for.
+        string? upstreamBody = null;
+        await using var upstream = await LoopbackUpstream.StartAsync(request =>
+        {
+            upstreamBody = request.BodyText;
+            if (upstreamKind == "anthropic")
+            {
+                return LoopbackResponse.Sse(
+                    new SseEvent("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":40,\"output_tokens\":1}}}\n\n"),
+                    new SseEvent("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"),
+                    new SseEvent("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n"),
+                    new SseEvent("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"),
+                    new SseEvent("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":2}}\n\n"),
+                    new SseEvent("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+            }
+
+            var events = new List<SseEvent>
+            {
+                SseEvent.Data("""{"id":"c","object":"chat.completion.chunk","model":"deepseek-chat","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"}}]}"""),
+                SseEvent.Data("""{"id":"c","object":"chat.completion.chunk","model":"deepseek-chat","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"""),
+            };
+            if (request.BodyText.Contains("\"include_usage\":true", StringComparison.Ordinal))
+            {
+                events.Add(SseEvent.Data("""{"id":"c","object":"chat.completion.chunk","model":"deepseek-chat","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":2,"total_tokens":42}}"""));
+            }
+
+            events.Add(SseEvent.Data("[DONE]"));
+            return LoopbackResponse.Sse([.. events]);
+        });
+        var secret = Path.Combine(Path.GetTempPath(), $"extproc-lim-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(secret, "sk-provider-secret");
+        var (schema, dialect) = upstreamKind == "anthropic" ? ("anthropic", "standard") : ("openai", "deepseek");
+        var yaml = Yaml + $$"""
+
+            providers:
+              up:
+                schema: {{schema}}
+                dialect: {{dialect}}
+                cluster: up
+                credential: { file: "{{secret}}" }
+            models:
+              gpt-4o-mini: { targets: [{ provider: up, model: upstream-model }] }
+            """;
+        try
+        {
+            var extProc = await ExtProcServer.StartAsync(new Dictionary<string, string?>
+            {
+                ["ExtProc:Envoy:MessageTimeout"] = "00:00:05",
+                ["ExtProc:Envoy:MaxMessageTimeout"] = "00:00:10",
+            }, configYaml: yaml);
+            _owned.Add(extProc);
+            var plane = await DataPlane.StartAsync(new DataPlaneOptions
+            {
+                Filter = ExtProcFilter(extProc),
+                Clusters = { ["up"] = upstream.BaseUri },
+                DefaultCluster = "no-route",
+            });
+            _owned.Add(plane);
+            await WaitForRedisClientsAsync(1);
+
+            using var http = new HttpClient { BaseAddress = plane.BaseUri };
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+            {
+                Content = Json("""{"model":"gpt-4o-mini","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"""),
+            };
+            request.Headers.Add("authorization", "Bearer " + Key);
+            using var response = await http.SendAsync(request);
+            var text = await response.Content.ReadAsStringAsync();
+
+            Assert.Equal(200, (int)response.StatusCode);
+            if (upstreamKind == "deepseek")
+            {
+                Assert.Contains("\"include_usage\":true", upstreamBody);
+            }
+
+            Assert.Contains("Hello", text);
+            Assert.Contains("[DONE]", text);
+            Assert.DoesNotContain("usage", text);
+            Assert.Equal(42, await CounterSumAsync("tph"));
+        }
+        finally
+        {
+            File.Delete(secret);
+        }
+    }
 }
