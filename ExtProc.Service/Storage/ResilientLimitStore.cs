@@ -46,8 +46,8 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
         }
     }
 
-    /// <summary>How often a probe asks an unanswering Redis whether it is back.</summary>
-    public static readonly TimeSpan DefaultProbeInterval = TimeSpan.FromMilliseconds(250);
+    /// <summary>How often a probe asks an unanswering Redis whether it is back (the config's default).</summary>
+    public static readonly TimeSpan DefaultProbeInterval = new Tenancy.Config.RedisLimitsConfig(string.Empty, default, 1, 0).ProbeInterval;
 
     /// <summary>True while Redis is considered out and decisions are local (null without Redis).</summary>
     public RedisGate? Gate => _gate;
@@ -245,14 +245,14 @@ internal sealed class LimitStoreRegistry : IDisposable
 
     public ResilientLimitStore Get(Tenancy.Config.RedisLimitsConfig? redis)
     {
-        var id = redis is null ? "local" : $"{redis.Endpoint}|{redis.CallBudget.Ticks}|{redis.Replicas}|{redis.SettlementBuffer}";
+        var id = redis is null ? "local" : $"{redis.Endpoint}|{redis.CallBudget.Ticks}|{redis.Replicas}|{redis.SettlementBuffer}|{redis.ProbeInterval.Ticks}";
         lock (_lock)
         {
             if (!_stores.TryGetValue(id, out var store))
             {
                 store = redis is null
                     ? new ResilientLimitStore(null, TimeSpan.Zero, 1, 0, _time, Metrics)
-                    : new ResilientLimitStore(ResilientLimitStore.Connect(redis.Endpoint, redis.CallBudget), redis.CallBudget, redis.Replicas, redis.SettlementBuffer, _time, Metrics);
+                    : new ResilientLimitStore(ResilientLimitStore.Connect(redis.Endpoint, redis.CallBudget), redis.CallBudget, redis.Replicas, redis.SettlementBuffer, _time, Metrics, redis.ProbeInterval);
                 _stores[id] = store;
             }
 

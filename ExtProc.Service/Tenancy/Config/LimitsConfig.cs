@@ -78,9 +78,15 @@ internal sealed record PriceConfig(
     decimal Output,
     decimal Reasoning);
 
-/// <summary>The shared limit store: one Redis, a hard budget per call, and how many replicas share it.</summary>
+/// <summary>
+/// The shared limit store: one Redis, a hard budget per call, how many replicas share it, and how often an
+/// unanswering Redis is probed.
+/// </summary>
 internal sealed record RedisLimitsConfig(
     string Endpoint,
     TimeSpan CallBudget,
     int Replicas,
-    int SettlementBuffer);
+    int SettlementBuffer)
+{
+    public TimeSpan ProbeInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+}

@@ -154,8 +154,15 @@ internal static class LimitsConfigParser
         var budget = node.Duration("call_budget", TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(5)) ?? TimeSpan.FromMilliseconds(50);
         var replicas = node.Int("replicas", 1, 10_000) ?? 1;
         var buffer = node.Int("settlement_buffer", 0, 1_000_000) ?? 10_000;
+        var probe = node.Duration("probe_interval", TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(60));
         node.Finish();
-        return endpoint is null ? null : new RedisLimitsConfig(endpoint, budget, replicas, buffer);
+        if (endpoint is null)
+        {
+            return null;
+        }
+
+        var config = new RedisLimitsConfig(endpoint, budget, replicas, buffer);
+        return probe is { } interval ? config with { ProbeInterval = interval } : config;
     }
 
     private static void CheckReferences(IReadOnlyList<TenantConfig> tenants, List<LimitRuleConfig> rules, ConfigErrors errors)

@@ -30,7 +30,7 @@ public sealed class LimitsConfigParserTests
               default_max_output_tokens: 2048
               prices:
                 "gpt-4o*": { input: "2.5", cached_input: "1.25", output: "10" }
-              redis: { endpoint: "127.0.0.1:6379", call_budget: 40ms, replicas: 3, settlement_buffer: 50 }
+              redis: { endpoint: "127.0.0.1:6379", call_budget: 40ms, replicas: 3, settlement_buffer: 50, probe_interval: 100ms }
               rules:
                 - { name: rpm, kind: requests, limit: "100", window: 1m }
                 - { name: tpm, kind: tokens, limit: "1000", window: hour, per: key }
@@ -44,7 +44,7 @@ public sealed class LimitsConfigParserTests
         Assert.Equal("Europe/Paris", limits.TimeZone.Id);
         Assert.Equal(2048, limits.DefaultMaxOutputTokens);
         Assert.Equal(new PriceConfig("gpt-4o*", 2.5m, 1.25m, 2.5m, 10m, 10m), limits.Prices[0]);
-        Assert.Equal(new RedisLimitsConfig("127.0.0.1:6379", TimeSpan.FromMilliseconds(40), 3, 50), limits.Redis);
+        Assert.Equal(new RedisLimitsConfig("127.0.0.1:6379", TimeSpan.FromMilliseconds(40), 3, 50) { ProbeInterval = TimeSpan.FromMilliseconds(100) }, limits.Redis);
         Assert.Equal([LimitKind.Requests, LimitKind.Tokens, LimitKind.Concurrency, LimitKind.Budget, LimitKind.Tokens], limits.Rules.Select(r => r.Kind));
         Assert.Equal(TimeSpan.FromHours(1), limits.Rules[1].Window);
         Assert.Equal(LimitScope.Key, limits.Rules[1].Scope);
