@@ -35,6 +35,33 @@ internal static class Run
     public const string PortkeyName = "Portkey";
     public const string HttpMix = "chat 200 B over HTTP";
 
+    public const string AfterLoad = " (after the load steps)";
+
+    private static async Task MeasureOpenStreamsAsync(RunResults results, int count, int? serverCore, (string Name, ChildProcess Server)[]? afterLoad)
+    {
+        var measured = new List<(string Name, ChildProcess Server)>();
+        using (var freshEcho = await ChildProcess.ServeAsync("echo-fresh", serverCore, "echo", "--port", FreePort().ToString(CultureInfo.InvariantCulture)))
+        using (var freshExtProc = await ChildProcess.ServeAsync("extproc-fresh", serverCore, "extproc", "--port", FreePort().ToString(CultureInfo.InvariantCulture), "--admin-port", FreePort().ToString(CultureInfo.InvariantCulture)))
+        {
+            foreach (var (name, server) in new[] { (EchoName, freshEcho), (ExtProcName, freshExtProc) })
+            {
+                await MeasureAsync(name, server);
+            }
+        }
+
+        foreach (var (name, server) in afterLoad ?? [])
+        {
+            await MeasureAsync(name, server);
+        }
+
+        async Task MeasureAsync(string name, ChildProcess server)
+        {
+            var open = await OpenStreams.MeasureAsync(name, new Uri(server.Url!), count, server.RssMb);
+            results.OpenStreams.Add(open);
+            Console.WriteLine($"open streams {name,-8} {open.Opened}/{open.Streams} open: RSS {open.IdleRssMb:0} -> {open.OpenRssMb:0} MB in {open.SecondsToOpen:0.0} s; completed {open.Completed}");
+        }
+    }
+
     public static async Task<int> RunAsync(Args args)
     {
         var profile = args.String("profile", "short");
@@ -69,10 +96,25 @@ internal static class Run
             : "none (fewer than 2 cores or --no-pin)"));
         config.Add(new("GC", "server GC in every .NET process"));
 
-        using var extProcServer = await ChildProcess.ServeAsync("extproc", serverCore, "extproc", "--port", FreePort().ToString(CultureInfo.InvariantCulture), "--admin-port", FreePort().ToString(CultureInfo.InvariantCulture));
-        using var echoServer = await ChildProcess.ServeAsync("echo", serverCore, "echo", "--port", FreePort().ToString(CultureInfo.InvariantCulture));
+        // --unix: the processors listen on Unix sockets too and the emulator connects there (Envoy's pipe address).
+        string[] Unix(string name) => args.Has("unix") ? ["--unix", Path.Combine(work, $"{name}-{Environment.ProcessId}.sock")] : [];
+        if (args.Has("unix"))
+        {
+            config.Add(new("ext_proc transport", "Unix domain socket (pipe address) instead of loopback TCP"));
+        }
+
+        using var extProcServer = await ChildProcess.ServeAsync("extproc", serverCore, ["extproc", "--port", FreePort().ToString(CultureInfo.InvariantCulture), "--admin-port", FreePort().ToString(CultureInfo.InvariantCulture), .. Unix("extproc")]);
+        using var echoServer = await ChildProcess.ServeAsync("echo", serverCore, ["echo", "--port", FreePort().ToString(CultureInfo.InvariantCulture), .. Unix("echo")]);
         Console.WriteLine($"ExtProc pid {extProcServer.Pid} at {extProcServer.Url}; echo pid {echoServer.Pid} at {echoServer.Url}");
         results.Notes.Add($"Idle RSS before load: ExtProc {extProcServer.RssMb():0} MB, echo {echoServer.RssMb():0} MB.");
+
+        if (args.Has("open-streams-only"))
+        {
+            // Memory A/B runs (GC settings from the environment reach the servers): fresh processes only.
+            await MeasureOpenStreamsAsync(results, openStreams, serverCore, afterLoad: null);
+            Report.Write(results, output);
+            return 0;
+        }
 
         // 1. ext_proc: the emulator (Envoy's client side) against each processor, open loop.
         using (var echo = new ExtProcTarget(new Uri(echoServer.Url!)))
@@ -94,19 +136,14 @@ internal static class Run
             }
         }
 
+        // 2. Many ext_proc streams open at once: what each costs in memory, in fresh processes and in the ones
+        //    that just served the load steps (their heap keeps what the GC retained from them).
+        await MeasureOpenStreamsAsync(results, openStreams, serverCore, [(EchoName + AfterLoad, echoServer), (ExtProcName + AfterLoad, extProcServer)]);
         if (args.Has("ext-proc-only"))
         {
             // For profiling and quick A/B runs: the ext_proc hop only.
             Report.Write(results, output);
             return 0;
-        }
-
-        // 2. Many ext_proc streams open at once: what each costs in memory.
-        foreach (var (name, server) in new[] { (EchoName, echoServer), (ExtProcName, extProcServer) })
-        {
-            var open = await OpenStreams.MeasureAsync(name, new Uri(server.Url!), openStreams, server.RssMb);
-            results.OpenStreams.Add(open);
-            Console.WriteLine($"open streams {name,-8} {open.Opened}/{open.Streams} open: RSS {open.IdleRssMb:0} -> {open.OpenRssMb:0} MB in {open.SecondsToOpen:0.0} s; completed {open.Completed}");
         }
 
         // 3. End to end: HTTP client → (nothing | harness + processor | Portkey) → mock provider.

@@ -28,10 +28,10 @@ internal static class Servers
         switch (kind)
         {
             case "extproc":
-                await ServeExtProcAsync(args.Int("port"), args.Int("admin-port"));
+                await ServeExtProcAsync(args.Int("port"), args.Int("admin-port"), args.Has("unix") ? args.String("unix") : null);
                 return 0;
             case "echo":
-                await ServeEchoAsync(args.Int("port"));
+                await ServeEchoAsync(args.Int("port"), args.Has("unix") ? args.String("unix") : null);
                 return 0;
             case "mock":
                 await ServeMockAsync(args.Int("port"), args.Int("delay-ms", 0));
@@ -45,7 +45,7 @@ internal static class Servers
         }
     }
 
-    private static async Task ServeExtProcAsync(int port, int adminPort)
+    private static async Task ServeExtProcAsync(int port, int adminPort, string? unixSocket)
     {
         // The full pipeline: the bench key resolves to a tenant, and the chat model is routed (two weighted
         // targets, model rewritten, credential swapped) as a production config would have it.
@@ -61,17 +61,18 @@ internal static class Servers
                 ["ExtProc:Drain:Delay"] = "00:00:00",
                 ["ExtProc:Drain:Timeout"] = "00:00:01",
                 ["ExtProc:ConfigPath"] = config,
+                ["ExtProc:Grpc:UnixSocketPath"] = unixSocket,
             });
 
             // Production logging minus per-request information lines (none are expected at Warning).
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
         });
         await app.StartAsync();
-        Ready($"http://127.0.0.1:{port}");
+        Ready(unixSocket is null ? $"http://127.0.0.1:{port}" : "unix:" + unixSocket);
         await app.WaitForShutdownAsync();
     }
 
-    private static async Task ServeEchoAsync(int port)
+    private static async Task ServeEchoAsync(int port, string? unixSocket)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -80,6 +81,12 @@ internal static class Servers
             // Same listener shape as ExtProc's gRPC port (ExtProcApplication).
             kestrel.AddServerHeader = false;
             kestrel.Listen(IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http2);
+            if (unixSocket is not null)
+            {
+                File.Delete(unixSocket);
+                kestrel.ListenUnixSocket(unixSocket, l => l.Protocols = HttpProtocols.Http2);
+            }
+
             kestrel.Limits.Http2.MaxStreamsPerConnection = 1024;
         });
         builder.Services.AddGrpc(o =>
@@ -90,7 +97,7 @@ internal static class Servers
         var app = builder.Build();
         app.MapGrpcService<EchoService>();
         await app.StartAsync();
-        Ready($"http://127.0.0.1:{port}");
+        Ready(unixSocket is null ? $"http://127.0.0.1:{port}" : "unix:" + unixSocket);
         await app.WaitForShutdownAsync();
     }
 

@@ -150,11 +150,34 @@ public sealed class EnvoyEmulator : IDisposable
         {
             if (!_channels.TryGetValue(address, out var channel))
             {
-                channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
+                var handler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(2) };
+                var target = address;
+                if (address.Scheme == "unix")
+                {
+                    // Envoy's pipe address for a cluster (a Unix socket): same HTTP/2, no TCP.
+                    var path = address.AbsolutePath;
+                    handler.ConnectCallback = async (_, cancellation) =>
+                    {
+                        var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                        try
+                        {
+                            await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(path), cancellation).ConfigureAwait(false);
+                            return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                        }
+                        catch
+                        {
+                            socket.Dispose();
+                            throw;
+                        }
+                    };
+                    target = new Uri("http://localhost");
+                }
+
+                channel = GrpcChannel.ForAddress(target, new GrpcChannelOptions
                 {
                     MaxReceiveMessageSize = Config.MaxReceiveMessageLength > 0 ? Config.MaxReceiveMessageLength : null,
                     MaxSendMessageSize = null,
-                    HttpHandler = new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(2) },
+                    HttpHandler = handler,
                     DisposeHttpClient = true,
                 });
                 _channels[address] = channel;

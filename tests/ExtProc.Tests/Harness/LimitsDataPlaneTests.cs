@@ -187,37 +187,16 @@ public sealed class LimitsDataPlaneTests : IAsyncLifetime
             events.Add(SseEvent.Data("[DONE]"));
             return LoopbackResponse.Sse([.. events]);
         });
-        var extProc = await ExtProcServer.StartAsync(new Dictionary<string, string?>
-        {
-            ["ExtProc:Envoy:MessageTimeout"] = "00:00:05",
-            ["ExtProc:Envoy:MaxMessageTimeout"] = "00:00:10",
-        }, configYaml: Yaml);
-        _owned.Add(extProc);
-        var plane = await DataPlane.StartAsync(new DataPlaneOptions
-        {
-            Filter = ExtProcFilter(extProc),
-            Clusters = { ["default"] = upstream.BaseUri },
-            DefaultCluster = "default",
-        });
-        _owned.Add(plane);
-        await WaitForRedisClientsAsync(1);
+        var (status, text) = await StreamWithoutUsageAsync(Yaml, "default", upstream);
 
-        using var http = new HttpClient { BaseAddress = plane.BaseUri };
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
-        {
-            Content = Json("""{"model":"gpt-4o-mini","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"""),
-        };
-        request.Headers.Add("authorization", "Bearer " + Key);
-        using var response = await http.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-
-        Assert.Equal(200, (int)response.StatusCode);
+        Assert.Equal(200, status);
         Assert.Contains("\"include_usage\":true", upstreamBody);
         Assert.Contains("Hello", text);
         Assert.Contains("[DONE]", text);
         Assert.DoesNotContain("usage", text);
         Assert.Equal(42, await CounterSumAsync("tph"));
     }
+
     [Theory]
     [InlineData("anthropic")]
     [InlineData("deepseek")]
@@ -269,31 +248,9 @@ public sealed class LimitsDataPlaneTests : IAsyncLifetime
             """;
         try
         {
-            var extProc = await ExtProcServer.StartAsync(new Dictionary<string, string?>
-            {
-                ["ExtProc:Envoy:MessageTimeout"] = "00:00:05",
-                ["ExtProc:Envoy:MaxMessageTimeout"] = "00:00:10",
-            }, configYaml: yaml);
-            _owned.Add(extProc);
-            var plane = await DataPlane.StartAsync(new DataPlaneOptions
-            {
-                Filter = ExtProcFilter(extProc),
-                Clusters = { ["up"] = upstream.BaseUri },
-                DefaultCluster = "no-route",
-            });
-            _owned.Add(plane);
-            await WaitForRedisClientsAsync(1);
+            var (status, text) = await StreamWithoutUsageAsync(yaml, "up", upstream);
 
-            using var http = new HttpClient { BaseAddress = plane.BaseUri };
-            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
-            {
-                Content = Json("""{"model":"gpt-4o-mini","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"""),
-            };
-            request.Headers.Add("authorization", "Bearer " + Key);
-            using var response = await http.SendAsync(request);
-            var text = await response.Content.ReadAsStringAsync();
-
-            Assert.Equal(200, (int)response.StatusCode);
+            Assert.Equal(200, status);
             if (upstreamKind == "deepseek")
             {
                 Assert.Contains("\"include_usage\":true", upstreamBody);
@@ -308,5 +265,33 @@ public sealed class LimitsDataPlaneTests : IAsyncLifetime
         {
             File.Delete(secret);
         }
+    }
+
+    /// <summary>One ExtProc (with <paramref name="yaml"/>) behind the harness, and an OpenAI stream request that does not ask for usage.</summary>
+    private async Task<(int Status, string Text)> StreamWithoutUsageAsync(string yaml, string cluster, LoopbackUpstream upstream)
+    {
+        var extProc = await ExtProcServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["ExtProc:Envoy:MessageTimeout"] = "00:00:05",
+            ["ExtProc:Envoy:MaxMessageTimeout"] = "00:00:10",
+        }, configYaml: yaml);
+        _owned.Add(extProc);
+        var plane = await DataPlane.StartAsync(new DataPlaneOptions
+        {
+            Filter = ExtProcFilter(extProc),
+            Clusters = { [cluster] = upstream.BaseUri },
+            DefaultCluster = cluster == "default" ? "default" : "no-route",
+        });
+        _owned.Add(plane);
+        await WaitForRedisClientsAsync(1);
+
+        using var http = new HttpClient { BaseAddress = plane.BaseUri };
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = Json("""{"model":"gpt-4o-mini","stream":true,"max_tokens":20,"messages":[{"role":"user","content":"hi"}]}"""),
+        };
+        request.Headers.Add("authorization", "Bearer " + Key);
+        using var response = await http.SendAsync(request);
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 }
