@@ -8,6 +8,7 @@ using ExtProc.Protocols;
 using ExtProc.Protocols.Mcp;
 using ExtProc.Protocols.Sse;
 using ExtProc.Stages.Identify;
+using ExtProc.Storage;
 using ExtProc.Tenancy;
 using ExtProc.Tenancy.Config;
 
@@ -43,6 +44,7 @@ internal sealed class McpGovernanceStage : Stage
     private const string ClusterHeader = "x-extproc-cluster";
 
     private readonly McpGovernanceState _state;
+    private readonly IMcpSessionStore _sessions;
     private readonly McpConfig _config;
     private readonly McpRouteTable _routes;
     private readonly ILogger _logger;
@@ -51,6 +53,7 @@ internal sealed class McpGovernanceStage : Stage
     public McpGovernanceStage(McpGovernanceState state, McpConfig config, ILogger logger, ExtProcMetrics metrics)
     {
         _state = state;
+        _sessions = state.SessionsFor(config.Sessions);
         _config = config;
         _routes = new McpRouteTable(config);
         _logger = logger;
@@ -100,7 +103,7 @@ internal sealed class McpGovernanceStage : Stage
         }
 
         exchange.SessionHash = Hash(session.Span);
-        var pending = _state.Sessions.GetOwnerAsync(exchange.SessionHash);
+        var pending = _sessions.GetOwnerAsync(exchange.SessionHash);
 #pragma warning disable VSTHRD103 // completed synchronously: reading the result does not block
         return pending.IsCompletedSuccessfully
             ? CheckOwnerNowAsync(context, exchange, pending.Result)
@@ -216,7 +219,7 @@ internal sealed class McpGovernanceStage : Stage
         if (exchange.SessionHash is not null && (status == 404 || (exchange.IsDelete && success)))
         {
             // The server ended the session (or does not know it): the binding goes with it.
-            return RemoveThenContinueAsync(_state.Sessions.RemoveAsync(exchange.SessionHash), context, exchange, success);
+            return RemoveThenContinueAsync(_sessions.RemoveAsync(exchange.SessionHash), context, exchange, success);
         }
 
         if (success && context.Mcp?.Method == "initialize" && headers.Contains("mcp-session-id"))
@@ -226,7 +229,7 @@ internal sealed class McpGovernanceStage : Stage
                 return UpstreamAsync(context, "The MCP server returned an invalid session id.");
             }
 
-            var bind = _state.Sessions.BindAsync(Hash(minted.Span), exchange.Owner);
+            var bind = _sessions.BindAsync(Hash(minted.Span), exchange.Owner);
 #pragma warning disable VSTHRD103 // completed synchronously: reading the result does not block
             return bind.IsCompletedSuccessfully ? AfterBindNowAsync(context, exchange, bind.Result) : AfterBindAsync(context, exchange, bind);
 #pragma warning restore VSTHRD103

@@ -1,5 +1,9 @@
 using System.Collections.Concurrent;
 using ExtProc.Protocols.Mcp;
+using ExtProc.Storage;
+using ExtProc.Storage.InProcess;
+using ExtProc.Storage.Redis;
+using ExtProc.Tenancy.Config;
 
 namespace ExtProc.Stages.Mcp;
 
@@ -7,14 +11,43 @@ namespace ExtProc.Stages.Mcp;
 /// The MCP state that outlives one request and one config snapshot: session bindings, requests in flight
 /// per session, and the tools each server listed per tenant.
 /// </summary>
-internal sealed class McpGovernanceState
+internal sealed class McpGovernanceState : IDisposable
 {
-    public McpGovernanceState(TimeProvider time, IMcpSessionStore? sessions = null)
+    private readonly TimeProvider _time;
+    private readonly Dictionary<McpSessionsConfig, IMcpSessionStore> _stores = [];
+    private readonly Lock _lock = new();
+
+    public McpGovernanceState(TimeProvider time) => _time = time;
+
+    /// <summary>The session store for these settings: one per process and settings, so reloads keep bindings.</summary>
+    public IMcpSessionStore SessionsFor(McpSessionsConfig config)
     {
-        Sessions = sessions ?? new InMemoryMcpSessionStore(time, TimeSpan.FromHours(24), capacity: 100_000);
+        lock (_lock)
+        {
+            if (!_stores.TryGetValue(config, out var store))
+            {
+                store = config.RedisEndpoint is { } endpoint
+                    ? new RedisMcpSessionStore(ResilientLimitStore.Connect(endpoint, config.CallBudget), config, _time)
+                    : new InProcessMcpSessionStore(_time, config.Idle, config.Capacity);
+                _stores[config] = store;
+            }
+
+            return store;
+        }
     }
 
-    public IMcpSessionStore Sessions { get; }
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            foreach (var store in _stores.Values)
+            {
+                (store as IDisposable)?.Dispose();
+            }
+
+            _stores.Clear();
+        }
+    }
 
     public McpInFlightRequests InFlight { get; } = new();
 

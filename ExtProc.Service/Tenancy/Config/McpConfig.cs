@@ -24,6 +24,22 @@ internal sealed record McpConfig(
     public const string DefaultSeparator = "__";
 
     public static readonly McpConfig Default = new(null, null, DefaultSeparator, [], []);
+
+    /// <summary>Where session bindings live and how long an idle one lasts.</summary>
+    public McpSessionsConfig Sessions { get; init; } = McpSessionsConfig.Default;
+}
+
+/// <summary>
+/// Session bindings: in this process by default; with a Redis endpoint, shared by every replica (a session
+/// initialised through one replica is recognised by the others).
+/// </summary>
+/// <param name="Idle">A binding unused this long is forgotten (the client initialises again).</param>
+/// <param name="Capacity">The in-process table's cap (the local cache's, with Redis).</param>
+/// <param name="RedisEndpoint">StackExchange.Redis configuration string; null keeps bindings in this process.</param>
+/// <param name="CallBudget">Hard bound per Redis call.</param>
+internal sealed record McpSessionsConfig(TimeSpan Idle, int Capacity, string? RedisEndpoint, TimeSpan CallBudget)
+{
+    public static readonly McpSessionsConfig Default = new(TimeSpan.FromHours(24), 100_000, null, TimeSpan.FromMilliseconds(50));
 }
 
 /// <param name="Name">The server's alias: the tool prefix on routes with several servers.</param>

@@ -45,8 +45,32 @@ internal static class McpConfigParser
 
         var servers = ReadServers(mcp, errors, separator);
         var routes = ReadRoutes(mcp, errors, servers, separator);
+        var sessions = ReadSessions(mcp.Map("sessions"));
         mcp.Finish();
-        return new McpConfig(hosts, origins, separator, servers, routes);
+        return new McpConfig(hosts, origins, separator, servers, routes) { Sessions = sessions };
+    }
+
+    private static McpSessionsConfig ReadSessions(MapReader? node)
+    {
+        if (node is null)
+        {
+            return McpSessionsConfig.Default;
+        }
+
+        var defaults = McpSessionsConfig.Default;
+        var idle = node.Duration("idle", TimeSpan.FromMinutes(1), TimeSpan.FromDays(30)) ?? defaults.Idle;
+        var capacity = node.Int("capacity", 100, 10_000_000) ?? defaults.Capacity;
+        string? endpoint = null;
+        var budget = defaults.CallBudget;
+        if (node.Map("redis") is { } redis)
+        {
+            endpoint = redis.String("endpoint", required: true);
+            budget = redis.Duration("callBudget", TimeSpan.FromMilliseconds(1), TimeSpan.FromSeconds(5)) ?? budget;
+            redis.Finish();
+        }
+
+        node.Finish();
+        return new McpSessionsConfig(idle, capacity, endpoint, budget);
     }
 
     private static List<McpServerConfig> ReadServers(MapReader mcp, ConfigErrors errors, string separator)

@@ -106,4 +106,21 @@ public sealed class McpRoutingTests
 
         Assert.Contains(errors.All, e => e.Contains("not defined", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void Config_Sessions_ReadWithDefaultsAndChecked()
+    {
+        var errors = new ConfigErrors();
+        var shared = TenancyConfigParser.Parse(Tenancy.TestTenancy.OpenYaml + "\nmcp:\n  sessions:\n    idle: 2h\n    capacity: 5000\n    redis: { endpoint: \"127.0.0.1:6379\", callBudget: 40ms }\n", errors);
+        var local = TenancyConfigParser.Parse(Tenancy.TestTenancy.OpenYaml, errors);
+        Assert.Empty(errors.All);
+        Assert.Equal(new McpSessionsConfig(TimeSpan.FromHours(2), 5000, "127.0.0.1:6379", TimeSpan.FromMilliseconds(40)), shared!.Mcp.Sessions);
+        Assert.Equal(McpSessionsConfig.Default, local!.Mcp.Sessions);
+
+        var bad = new ConfigErrors();
+        TenancyConfigParser.Parse(Tenancy.TestTenancy.OpenYaml + "\nmcp:\n  sessions:\n    idle: 1s\n    redis: { callBudget: 40ms, extra: 1 }\n", bad);
+        Assert.Contains(bad.All, e => e.Contains("idle", StringComparison.Ordinal));
+        Assert.Contains(bad.All, e => e.Contains("endpoint", StringComparison.Ordinal));
+        Assert.Contains(bad.All, e => e.Contains("extra", StringComparison.Ordinal));
+    }
 }

@@ -1,39 +1,27 @@
 using System.Collections.Concurrent;
 
-namespace ExtProc.Stages.Mcp;
-
-/// <summary>
-/// Who initialised each MCP session: session ids are secrets, so only their hash is a key. A Redis-backed
-/// store lets every replica check a binding made by another; the in-memory one serves a single replica.
-/// </summary>
-internal interface IMcpSessionStore
-{
-    /// <summary>The owner bound to the session, or null when the session is unknown or expired.</summary>
-    ValueTask<string?> GetOwnerAsync(string sessionHash);
-
-    /// <summary>Binds a new session; false when it is already bound to another owner.</summary>
-    ValueTask<bool> BindAsync(string sessionHash, string owner);
-
-    ValueTask RemoveAsync(string sessionHash);
-}
+namespace ExtProc.Storage.InProcess;
 
 /// <summary>
 /// The single-replica store: bindings expire after an idle time and the table has a size cap, so clients
 /// that never DELETE their sessions cannot grow it without bound. Expired sessions answer 404, and MCP
-/// clients then initialise again.
+/// clients then initialise again. Not sliding, it is the shared store's local cache: an entry lives
+/// <c>idle</c> from when it was learnt, then Redis is asked again.
 /// </summary>
-internal sealed class InMemoryMcpSessionStore : IMcpSessionStore
+internal sealed class InProcessMcpSessionStore : IMcpSessionStore
 {
     private readonly ConcurrentDictionary<string, Entry> _sessions = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private readonly TimeSpan _idle;
     private readonly int _capacity;
+    private readonly bool _sliding;
 
-    public InMemoryMcpSessionStore(TimeProvider time, TimeSpan idle, int capacity)
+    public InProcessMcpSessionStore(TimeProvider time, TimeSpan idle, int capacity, bool sliding = true)
     {
         _time = time;
         _idle = idle;
         _capacity = capacity;
+        _sliding = sliding;
     }
 
     public int Count => _sessions.Count;
@@ -52,7 +40,11 @@ internal sealed class InMemoryMcpSessionStore : IMcpSessionStore
             return new((string?)null);
         }
 
-        entry.LastUsed = now;
+        if (_sliding)
+        {
+            entry.LastUsed = now;
+        }
+
         return new(entry.Owner);
     }
 
