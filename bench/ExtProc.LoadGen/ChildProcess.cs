@@ -68,7 +68,8 @@ internal sealed class ChildProcess : IDisposable
             info.ArgumentList.Add(arg);
         }
 
-        info.Environment["DOTNET_gcServer"] = "1";
+        // Server GC as shipped, unless the run's own environment says otherwise (GC A/B runs).
+        info.Environment["DOTNET_gcServer"] = Environment.GetEnvironmentVariable("DOTNET_gcServer") ?? "1";
 
         // No thread-pool spin-waiting: on a shared core it burns CPU that is not the request's cost (both
         // processors get the same setting).
