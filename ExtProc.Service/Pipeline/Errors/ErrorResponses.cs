@@ -25,7 +25,7 @@ internal static class ErrorResponses
     }
 
     public static LocalResponse Create(ProcessingContext context, GatewayError error, string message) =>
-        Create(context.Protocol, error, message, context.RequestId);
+        Create(context.Protocol, error, message, context.RequestId, context.Mcp?.IdJson);
 
     /// <summary>A 401 with its <c>WWW-Authenticate</c> challenge (RFC 6750; RFC 9728 on MCP routes).</summary>
     public static LocalResponse Unauthorized(ProcessingContext context, GatewayError error, string message, string challenge)
@@ -44,7 +44,8 @@ internal static class ErrorResponses
         return response;
     }
 
-    public static LocalResponse Create(ProtocolKind protocol, GatewayError error, string message, string requestId)
+    /// <param name="jsonRpcId">The id of the MCP request being answered, as JSON, once its body was read.</param>
+    public static LocalResponse Create(ProtocolKind protocol, GatewayError error, string message, string requestId, string? jsonRpcId = null)
     {
         var buffer = new ArrayBufferWriter<byte>(256);
         using (var writer = new Utf8JsonWriter(buffer))
@@ -58,7 +59,7 @@ internal static class ErrorResponses
                     WriteGoogle(writer, error, message, requestId);
                     break;
                 case ProtocolKind.Mcp:
-                    WriteJsonRpc(writer, error, message, requestId);
+                    WriteJsonRpc(writer, error, message, requestId, jsonRpcId);
                     break;
                 default:
                     WriteOpenAi(writer, error, message, requestId);
@@ -123,13 +124,21 @@ internal static class ErrorResponses
         writer.WriteEndObject();
     }
 
-    private static void WriteJsonRpc(Utf8JsonWriter writer, GatewayError error, string message, string requestId)
+    private static void WriteJsonRpc(Utf8JsonWriter writer, GatewayError error, string message, string requestId, string? id)
     {
-        // The request id of the JSON-RPC message is not known before the body is read; null is what
-        // JSON-RPC prescribes then.
+        // Before the body is read the request's id is not known: null is what JSON-RPC prescribes then.
         writer.WriteStartObject();
         writer.WriteString("jsonrpc"u8, "2.0"u8);
-        writer.WriteNull("id"u8);
+        if (id is null)
+        {
+            writer.WriteNull("id"u8);
+        }
+        else
+        {
+            writer.WritePropertyName("id"u8);
+            writer.WriteRawValue(id);
+        }
+
         writer.WriteStartObject("error"u8);
         writer.WriteNumber("code"u8, JsonRpcCode(error.Status));
         writer.WriteString("message"u8, message);

@@ -29,6 +29,9 @@ internal sealed class LimitLease
 
     public string? Model { get; }
 
+    /// <summary>The MCP tool of a tools/call lease (no usage to read; the slot is freed when the stream ends).</summary>
+    public string? Tool { get; init; }
+
     public bool Settled { get; set; }
 
     /// <summary>True once the response headers said the body carries usage we must read.</summary>

@@ -4,6 +4,7 @@ using ExtProc.Observability;
 using ExtProc.Pipeline;
 using ExtProc.Pipeline.Errors;
 using ExtProc.Protocols;
+using ExtProc.Protocols.Mcp;
 using ExtProc.Protocols.Sse;
 using ExtProc.Storage;
 using ExtProc.Tenancy;
@@ -56,13 +57,24 @@ internal sealed class LimitsStage : Stage
 
     public override ValueTask<StageResult> OnRequestBodyAsync(ProcessingContext context)
     {
-        if (context.Identity is not { } identity || context.Request is not { } request
-            || context.Protocol is not (ProtocolKind.OpenAiChat or ProtocolKind.AnthropicMessages or ProtocolKind.Gemini))
+        if (context.Identity is not { } identity)
         {
             return StageResult.ContinueTask;
         }
 
-        var applicable = Applicable(identity, request.Model);
+        if (context.Protocol == ProtocolKind.Mcp)
+        {
+            return context.Mcp is { Kind: JsonRpcKind.Request, Method: "tools/call", Target: { } tool } && Applicable(identity, null, tool) is { Count: > 0 } toolRules
+                ? ReserveToolCallAsync(context, identity, tool, toolRules)
+                : StageResult.ContinueTask;
+        }
+
+        if (context.Request is not { } request || context.Protocol is not (ProtocolKind.OpenAiChat or ProtocolKind.AnthropicMessages or ProtocolKind.Gemini))
+        {
+            return StageResult.ContinueTask;
+        }
+
+        var applicable = Applicable(identity, request.Model, tool: null);
         if (applicable.Count == 0)
         {
             return StageResult.ContinueTask;
@@ -88,6 +100,12 @@ internal sealed class LimitsStage : Stage
         {
             // Providers do not bill refused requests: give everything back.
             return SettleAsync(context, lease, default, released: true);
+        }
+
+        if (lease.Model is null && lease.Tool is not null)
+        {
+            // A tool call has no usage to read: its concurrency slot is freed when the stream ends.
+            return StageResult.ContinueTask;
         }
 
         lease.ReadingResponse = true;
@@ -143,12 +161,13 @@ internal sealed class LimitsStage : Stage
         await SettleAsync(context, lease, default, released: true).ConfigureAwait(false);
     }
 
-    private List<LimitRuleConfig> Applicable(CallerIdentity identity, string? model)
+    /// <summary>The rules for an LLM request of <paramref name="model"/>, or for a call of MCP <paramref name="tool"/>.</summary>
+    private List<LimitRuleConfig> Applicable(CallerIdentity identity, string? model, string? tool)
     {
         var list = new List<LimitRuleConfig>(identity.Policy.Limits.Count + _globals.Length);
         foreach (var name in identity.Policy.Limits)
         {
-            if (_rules.TryGetValue(name, out var rule) && Matches(rule, model))
+            if (_rules.TryGetValue(name, out var rule) && Matches(rule, model, tool))
             {
                 list.Add(rule);
             }
@@ -156,7 +175,7 @@ internal sealed class LimitsStage : Stage
 
         foreach (var rule in _globals)
         {
-            if (Matches(rule, model) && !list.Contains(rule))
+            if (Matches(rule, model, tool) && !list.Contains(rule))
             {
                 list.Add(rule);
             }
@@ -165,8 +184,35 @@ internal sealed class LimitsStage : Stage
         return list;
     }
 
-    private static bool Matches(LimitRuleConfig rule, string? model) =>
-        rule.Models is null || (model is not null && Glob.MatchesAny(rule.Models, model));
+    private static bool Matches(LimitRuleConfig rule, string? model, string? tool) => tool is null
+        ? rule.Tools is null && (rule.Models is null || (model is not null && Glob.MatchesAny(rule.Models, model)))
+        : rule.Tools is not null && Glob.MatchesAny(rule.Tools, tool);
+
+    private async ValueTask<StageResult> ReserveToolCallAsync(ProcessingContext context, CallerIdentity identity, string tool, List<LimitRuleConfig> rules)
+    {
+        var reservationId = Guid.NewGuid().ToString("N");
+        var counters = new LimitCounter[rules.Count];
+        for (var i = 0; i < counters.Length; i++)
+        {
+            counters[i] = ToolCounterOf(rules[i], identity, tool);
+        }
+
+        var result = await _store.ReserveAsync(new AdmissionRequest(reservationId, counters, (long)Lease.TotalMilliseconds)).ConfigureAwait(false);
+        var lease = new LimitLease(reservationId, counters, [.. rules], 0, null, null) { Tool = tool };
+        return Decide(context, lease, result);
+    }
+
+    private static LimitCounter ToolCounterOf(LimitRuleConfig rule, CallerIdentity identity, string tool)
+    {
+        var tenant = identity.Tenant.Id;
+        var key = rule.Scope == LimitScope.Key
+            ? LimitKeys.Counter(rule.Name, tenant, identity.KeyId ?? identity.Subject ?? string.Empty, tool)
+            : LimitKeys.Counter(rule.Name, tenant, null, tool);
+        var failClosed = rule.OnOutage == OutagePolicy.Closed;
+        return rule.Kind == LimitKind.Concurrency
+            ? new LimitCounter(key, CounterKind.Concurrency, rule.Limit, 0, 1, failClosed)
+            : new LimitCounter(key, CounterKind.Window, rule.Limit, (long)rule.Window.TotalMilliseconds, 1, failClosed);
+    }
 
     private async ValueTask<StageResult> ReserveAsync(ProcessingContext context, CallerIdentity identity, RequestSummary request, List<LimitRuleConfig> rules)
     {
@@ -208,18 +254,25 @@ internal sealed class LimitsStage : Stage
         }
 
         var lease = new LimitLease(reservationId, counters, [.. rules], prompt, price, model);
+        if (result.Admitted && needsTokens && request.Stream && context.Protocol == ProtocolKind.OpenAiChat
+            && StreamUsageOption.ForceIncludeUsage(context.RequestBody.Content.Span) is { } rewritten)
+        {
+            // Settlement needs the stream's usage; the client will not see the chunk it did not ask for.
+            context.RequestBody.Replace(rewritten);
+            lease.StripUsageChunk = true;
+        }
+
+        return Decide(context, lease, result);
+    }
+
+    /// <summary>Admitted: the lease goes on the context; else the refusal in the caller's dialect.</summary>
+    private StageResult Decide(ProcessingContext context, LimitLease lease, AdmissionResult result)
+    {
+        var rules = lease.Rules;
         SetRateLimitHeaders(context, lease, result);
         if (result.Admitted)
         {
             context.Limits = lease;
-            if (needsTokens && request.Stream && context.Protocol == ProtocolKind.OpenAiChat
-                && StreamUsageOption.ForceIncludeUsage(context.RequestBody.Content.Span) is { } rewritten)
-            {
-                // Settlement needs the stream's usage; the client will not see the chunk it did not ask for.
-                context.RequestBody.Replace(rewritten);
-                lease.StripUsageChunk = true;
-            }
-
             _metrics.Decision("admitted", result.Degraded);
             return StageResult.Continue;
         }

@@ -67,7 +67,14 @@ internal sealed record LimitRuleConfig(
     BudgetPeriod Period,
     IReadOnlyList<string>? Models,
     bool Global,
-    OutagePolicy OnOutage);
+    OutagePolicy OnOutage)
+{
+    /// <summary>
+    /// MCP tool globs: the rule counts <c>tools/call</c> requests of matching tools, one counter per tool (and per
+    /// tenant or key); without it the rule counts LLM requests only.
+    /// </summary>
+    public IReadOnlyList<string>? Tools { get; init; }
+}
 
 /// <summary>USD per million tokens of each class, for models matching <see cref="Model"/> (glob, first match wins).</summary>
 internal sealed record PriceConfig(

@@ -102,13 +102,19 @@ internal static class LimitsConfigParser
             }
 
             var models = rule.StringList("models");
+            var tools = rule.StringList("tools");
             var global = rule.Bool("global") ?? false;
+            if (tools is not null && (kind is LimitKind.Tokens or LimitKind.Budget || models is not null || scope is LimitScope.Model or LimitScope.TenantModel))
+            {
+                errors.Add(rule.PathOf("tools"), rule.Node, "tool limits count requests or concurrency per tenant or key; they take no models, tokens or budgets");
+            }
+
             rule.Finish();
             if (name is not null && kind is { } k)
             {
                 // Budgets fail closed unless told otherwise: money spent during an outage cannot be taken back.
                 var policy = outage ?? (k == LimitKind.Budget ? OutagePolicy.Closed : OutagePolicy.Open);
-                rules.Add(new LimitRuleConfig(name, k, scope, limit, window, period, models, global, policy));
+                rules.Add(new LimitRuleConfig(name, k, scope, limit, window, period, models, global, policy) { Tools = tools });
             }
         }
     }

@@ -57,6 +57,8 @@ public sealed class LimitsConfigParserTests
 
     [Theory]
     [InlineData("rules:\n    - { name: rpm, kind: requests, limit: \"1\", window: 1m, burst: 3 }", "limits.rules[0].burst: unknown key")]
+    [InlineData("rules:\n    - { name: t, kind: tokens, limit: \"1\", window: minute, tools: [echo] }", "limits.rules[0].tools: tool limits count requests or concurrency")]
+    [InlineData("rules:\n    - { name: t, kind: requests, limit: \"1\", window: 1m, per: model, tools: [echo] }", "limits.rules[0].tools: tool limits count requests or concurrency")]
     [InlineData("rules:\n    - { name: rpm, kind: request, limit: \"1\", window: 1m }", "must be one of requests, tokens, concurrency, budget")]
     [InlineData("rules:\n    - { name: rpm, kind: tokens, limit: \"1\", window: 2m }", "must be one of minute, hour, day")]
     [InlineData("rules:\n    - { name: rpm, kind: requests, limit: \"-1\", window: 1m }", "must be an integer from 1")]
