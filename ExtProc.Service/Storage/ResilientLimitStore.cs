@@ -10,10 +10,12 @@ namespace ExtProc.Storage;
 /// The shared store as the stage sees it: every Redis call is raced against a hard budget
 /// (<c>WaitAsync</c>, because StackExchange.Redis checks its own timeouts only on a 1 s heartbeat,
 /// faults.md §0.4; and the call is started on the thread pool because while it reconnects the client can
-/// block the caller before it hands back a task: 667 ms measured under kill/restart, 30 ms with the hop) and never retried (a timed-out script may still run, §0.5). When Redis fails or
-/// overruns, the <see cref="RedisGate"/> opens and, until a probe finds Redis again, requests do not ask it:
-/// counters that fail closed refuse; the others are decided by a local limiter at limit / replicas. Settlements that cannot reach Redis wait in a bounded buffer and are replayed,
-/// oldest first, after the next call that succeeds; when the buffer is full the oldest is dropped and counted.
+/// block the caller before it hands back a task: 667 ms measured under kill/restart, 30 ms with the hop) and
+/// never retried (a timed-out script may still run, §0.5). When Redis fails or overruns, the
+/// <see cref="RedisGate"/> opens and, until a probe finds Redis again, requests do not ask it: counters that
+/// fail closed refuse; the others are decided by a local limiter at limit / replicas. Settlements that cannot
+/// reach Redis wait in a bounded buffer and are replayed, oldest first, once it answers again; when the buffer
+/// is full the oldest is dropped and counted.
 /// </summary>
 internal sealed class ResilientLimitStore : ILimitStore, IDisposable
 {
@@ -41,13 +43,10 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
         if (connection is not null)
         {
             _shared = new RedisLimitStore(connection);
-            _gate = new RedisGate(connection, budget, probeInterval ?? DefaultProbeInterval, ReplayInBackground);
+            _gate = new RedisGate(connection, budget, probeInterval ?? RedisGate.DefaultProbeInterval, ReplayInBackground);
             _gate.Changed += metrics.SharedStoreOut;
         }
     }
-
-    /// <summary>How often a probe asks an unanswering Redis whether it is back (the config's default).</summary>
-    public static readonly TimeSpan DefaultProbeInterval = new Tenancy.Config.RedisLimitsConfig(string.Empty, default, 1, 0).ProbeInterval;
 
     /// <summary>True while Redis is considered out and decisions are local (null without Redis).</summary>
     public RedisGate? Gate => _gate;

@@ -102,7 +102,7 @@ internal sealed class LimitsStage : Stage
             return SettleAsync(context, lease, default, released: true);
         }
 
-        if (lease.Model is null && lease.Tool is not null)
+        if (lease.Tool is not null)
         {
             // A tool call has no usage to read: its concurrency slot is freed when the stream ends.
             return StageResult.ContinueTask;

@@ -12,6 +12,9 @@ namespace ExtProc.Storage.Redis;
 /// </summary>
 internal sealed class RedisGate : IDisposable
 {
+    /// <summary>How often a probe asks an unanswering Redis whether it is back, unless configured.</summary>
+    public static readonly TimeSpan DefaultProbeInterval = TimeSpan.FromMilliseconds(250);
+
     private readonly IConnectionMultiplexer _connection;
     private readonly TimeSpan _budget;
     private readonly TimeSpan _probeInterval;

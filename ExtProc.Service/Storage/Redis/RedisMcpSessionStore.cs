@@ -43,7 +43,7 @@ internal sealed class RedisMcpSessionStore : IMcpSessionStore, IDisposable
         _budget = config.CallBudget;
         _idle = config.Idle;
         _local = new InProcessMcpSessionStore(time, config.Idle < LocalTtl ? config.Idle : LocalTtl, config.Capacity, sliding: false);
-        _gate = new RedisGate(connection, config.CallBudget, TimeSpan.FromMilliseconds(250), static () => { });
+        _gate = new RedisGate(connection, config.CallBudget, RedisGate.DefaultProbeInterval, static () => { });
     }
 
     /// <summary>True while Redis is considered out (tests, metrics).</summary>

@@ -95,5 +95,5 @@ internal sealed record RedisLimitsConfig(
     int Replicas,
     int SettlementBuffer)
 {
-    public TimeSpan ProbeInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+    public TimeSpan ProbeInterval { get; init; } = Storage.Redis.RedisGate.DefaultProbeInterval;
 }
