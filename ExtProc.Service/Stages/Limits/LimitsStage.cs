@@ -143,6 +143,18 @@ internal sealed class LimitsStage : Stage
         await SettleAsync(context, lease, default, released: true).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// A request answered locally after admission (a cache hit): its tokens and money go back now, before the answer
+    /// leaves; request and concurrency counters keep it (it was a request) and the concurrency slot is freed.
+    /// </summary>
+    public async ValueTask ReleaseAsync(ProcessingContext context)
+    {
+        if (context.Limits is { Settled: false } lease)
+        {
+            await SettleAsync(context, lease, default, released: true).ConfigureAwait(false);
+        }
+    }
+
     private List<LimitRuleConfig> Applicable(CallerIdentity identity, string? model)
     {
         var list = new List<LimitRuleConfig>(identity.Policy.Limits.Count + _globals.Length);
