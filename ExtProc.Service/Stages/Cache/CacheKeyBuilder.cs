@@ -104,8 +104,9 @@ internal static class CacheKeyBuilder
             temperature = context.Temperature;
             return !reader.Read();
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
+            // Invalid UTF-16 escapes and the like: the parse stage refuses them first; here they only bypass.
             return false;
         }
     }
