@@ -186,6 +186,7 @@ internal sealed class TenancyConfigProvider : IHostedService, IDisposable
     public void Dispose()
     {
         _services.LimitStores.Dispose();
+        _services.CacheStores.Dispose();
         _watcher?.Dispose();
         _watcher = null;
         _poll?.Dispose();
