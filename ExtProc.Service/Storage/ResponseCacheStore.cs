@@ -23,6 +23,7 @@ internal sealed class ResponseCacheStore : IDisposable
     private readonly HybridCache _cache;
     private readonly IConnectionMultiplexer? _connection;
     private readonly TimeSpan _budget;
+    private readonly SharedLevelHealth? _health;
 
     public ResponseCacheStore(CacheConfig config, CacheMetrics metrics, ILoggerFactory loggerFactory)
     {
@@ -42,7 +43,8 @@ internal sealed class ResponseCacheStore : IDisposable
                 ConnectionMultiplexerFactory = () => Task.FromResult(connection),
                 InstanceName = redis.Prefix,
             });
-            services.AddSingleton<IDistributedCache>(new BudgetedDistributedCache(l2, redis.CallBudget, metrics, loggerFactory.CreateLogger("ExtProc.Stages.Cache")));
+            _health = new SharedLevelHealth(TimeProvider.System);
+            services.AddSingleton<IDistributedCache>(new BudgetedDistributedCache(l2, redis.CallBudget, metrics, loggerFactory.CreateLogger("ExtProc.Stages.Cache"), _health));
 
             // The whole lookup may cost a level 2 read and, on a bad entry, a delete.
             _budget = redis.CallBudget * 2;
@@ -110,8 +112,16 @@ internal sealed class ResponseCacheStore : IDisposable
         _connection?.Dispose();
     }
 
-    private static HybridCacheEntryOptions EntryOptions(TimeSpan ttl, HybridCacheEntryFlags flags) =>
-        new() { Expiration = ttl, LocalCacheExpiration = ttl, Flags = flags };
+    private HybridCacheEntryOptions EntryOptions(TimeSpan ttl, HybridCacheEntryFlags flags)
+    {
+        if (_health is { Available: false })
+        {
+            // Level 2 failed a moment ago: level 1 only until the cooldown ends.
+            flags |= HybridCacheEntryFlags.DisableDistributedCache;
+        }
+
+        return new() { Expiration = ttl, LocalCacheExpiration = ttl, Flags = flags };
+    }
 
     private Task<T> BoundAsync<T>(Task<T> task) => _budget > TimeSpan.Zero ? task.WaitAsync(_budget) : task;
 

@@ -7,7 +7,8 @@ namespace ExtProc.Storage.Redis;
 /// The Redis level 2 as HybridCache sees it, with every call raced against a hard budget (<c>WaitAsync</c>; the
 /// client checks its own timeouts only on a 1 s heartbeat, faults.md §0.4) and started on the thread pool (a
 /// reconnecting client can block its caller before it hands back a task). A failure or overrun throws to
-/// HybridCache, which treats it as a miss or a skipped write; we count it.
+/// HybridCache, which treats it as a miss or a skipped write; we count it and mark level 2 down for a moment
+/// (<see cref="SharedLevelHealth"/>) so the requests that follow skip it instead of each paying the budget.
 /// </summary>
 internal sealed class BudgetedDistributedCache : IDistributedCache
 {
@@ -15,9 +16,11 @@ internal sealed class BudgetedDistributedCache : IDistributedCache
     private readonly TimeSpan _budget;
     private readonly CacheMetrics _metrics;
     private readonly ILogger _logger;
+    private readonly SharedLevelHealth _health;
 
-    public BudgetedDistributedCache(IDistributedCache inner, TimeSpan budget, CacheMetrics metrics, ILogger logger)
+    public BudgetedDistributedCache(IDistributedCache inner, TimeSpan budget, CacheMetrics metrics, ILogger logger, SharedLevelHealth health)
     {
+        _health = health;
         _inner = inner;
         _budget = budget;
         _metrics = metrics;
@@ -60,8 +63,27 @@ internal sealed class BudgetedDistributedCache : IDistributedCache
         catch (Exception ex)
         {
             _metrics.StoreError(operation);
+            _health.Failed();
             CacheLog.StoreFailed(_logger, operation, ex);
             throw;
         }
     }
+}
+
+/// <summary>
+/// Whether level 2 answered lately. After a failure it is skipped for <see cref="Cooldown"/>; then one request
+/// probes it again. During an outage a request therefore pays the budget at most once per cooldown per process.
+/// </summary>
+internal sealed class SharedLevelHealth
+{
+    public static readonly TimeSpan Cooldown = TimeSpan.FromSeconds(1);
+
+    private readonly TimeProvider _time;
+    private long _downUntil;
+
+    public SharedLevelHealth(TimeProvider time) => _time = time;
+
+    public bool Available => _time.GetTimestamp() >= Volatile.Read(ref _downUntil);
+
+    public void Failed() => Volatile.Write(ref _downUntil, _time.GetTimestamp() + (long)(Cooldown.TotalSeconds * _time.TimestampFrequency));
 }
