@@ -246,6 +246,18 @@ internal static class CacheKeyBuilder
         }
     }
 
+    /// <summary>Orders members (start, length) of a copied object by name; a struct, so sorting allocates nothing.</summary>
+    private readonly struct MemberOrder : IComparer<(int Start, int Length)>
+    {
+        private readonly byte[] _bytes;
+
+        public MemberOrder(byte[] bytes) => _bytes = bytes;
+
+        public int Compare((int Start, int Length) x, (int Start, int Length) y) => Name(x.Start).SequenceCompareTo(Name(y.Start));
+
+        private ReadOnlySpan<byte> Name(int start) => _bytes.AsSpan(start + 5, BinaryPrimitives.ReadInt32LittleEndian(_bytes.AsSpan(start + 1)));
+    }
+
     /// <summary>The canonical bytes, in one pooled array (cleared when returned: it holds a request body).</summary>
     private struct Canonical : IDisposable
     {
@@ -328,8 +340,26 @@ internal static class CacheKeyBuilder
                 }
 
                 var members = order.AsSpan(0, starts.Length);
-                var source = copy;
-                members.Sort((a, b) => Name(source, a.Start).SequenceCompareTo(Name(source, b.Start)));
+                var byName = new MemberOrder(copy);
+                if (members.Length <= 16)
+                {
+                    // Small objects (almost all): insertion sort, which allocates nothing (Span.Sort boxes the comparer).
+                    for (var i = 1; i < members.Length; i++)
+                    {
+                        var member = members[i];
+                        var j = i - 1;
+                        for (; j >= 0 && byName.Compare(members[j], member) > 0; j--)
+                        {
+                            members[j + 1] = members[j];
+                        }
+
+                        members[j + 1] = member;
+                    }
+                }
+                else
+                {
+                    members.Sort(byName);
+                }
                 var at = first;
                 foreach (var (start, length) in members)
                 {
@@ -343,8 +373,6 @@ internal static class CacheKeyBuilder
                 ArrayPool<(int, int)>.Shared.Return(order);
             }
 
-            static ReadOnlySpan<byte> Name(byte[] bytes, int start) =>
-                bytes.AsSpan(start + 5, BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(start + 1)));
         }
 
         public void Dispose()
