@@ -111,7 +111,7 @@ internal sealed class CacheStage : Stage
 
         _store.Metrics.Lookup("hit");
         context.Decision.Cache = "hit";
-        var response = new LocalResponse(200, body, contentType, "cache_hit");
+        var response = new LocalResponse(200, body, contentType, "extproc_cache_hit");
         foreach (var edit in context.ResponseMutations.Sets)
         {
             // The admission's x-ratelimit-* headers, as an upstream answer would carry them.

@@ -152,6 +152,69 @@ public sealed class CacheDataPlaneTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task OpenAiSdk_RoutedToAnthropic_HitServesTheTranslatedAnswer()
+    {
+        // The fill runs after routing: what is stored is what the client got (OpenAI format), not the provider's bytes.
+        var secret = Path.Combine(Path.GetTempPath(), $"extproc-cache-secret-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(secret, "sk-ant-provider\n");
+        try
+        {
+            var yaml = $$"""
+                version: 1
+                tenants:
+                  beta:
+                    keys:
+                      - id: beta-main
+                        hash: "{{ApiKeyFormat.HashText(BetaKey)}}"
+                providers:
+                  anthropic:
+                    schema: anthropic
+                    cluster: anthropic
+                    credential: { file: "{{secret}}" }
+                models:
+                  claude-sonnet:
+                    targets:
+                      - { provider: anthropic, model: claude-sonnet-4-5-20250929 }
+                cache:
+                  enabled: true
+                """;
+            await File.WriteAllTextAsync(_configPath, yaml);
+            var extProc = await ExtProcServer.StartAsync(new Dictionary<string, string?>
+            {
+                ["ExtProc:Envoy:MessageTimeout"] = "00:00:05",
+                ["ExtProc:Envoy:MaxMessageTimeout"] = "00:00:10",
+                ["ExtProc:ConfigPath"] = _configPath,
+            });
+            _owned.Add(extProc);
+            var plane = await DataPlane.StartAsync(new DataPlaneOptions
+            {
+                Filter = ExtProcFilter(extProc),
+                Clusters = { ["anthropic"] = _upstream.BaseUri },
+                DefaultCluster = "no-route",
+            });
+            _owned.Add(plane);
+            var client = new ChatClient("claude-sonnet", new ApiKeyCredential(BetaKey),
+                new OpenAIClientOptions { Endpoint = new Uri(plane.BaseUri, "/v1"), RetryPolicy = new ClientRetryPolicy(0) });
+
+            ChatCompletion first = await client.CompleteChatAsync([new UserChatMessage("Translated question")], Deterministic());
+            var second = await client.CompleteChatAsync([new UserChatMessage("Translated question")], Deterministic());
+
+            _output.WriteLine($"Translated (OpenAI client, Anthropic provider): provider calls {_upstream.Received.Count} for 2 calls; hit body is OpenAI format: {second.GetRawResponse().Content.ToString().Contains("\"chat.completion\"", StringComparison.Ordinal)}");
+            Assert.Single(_upstream.Received);
+            Assert.Equal("/v1/messages", _upstream.Received[0].Path);
+            Assert.Equal("answer 1", first.Content[0].Text);
+            Assert.Equal("answer 1", second.Value.Content[0].Text);
+            Assert.Equal(first.Id, second.Value.Id);
+            Assert.Contains("\"object\":\"chat.completion\"", second.GetRawResponse().Content.ToString(), StringComparison.Ordinal);
+            Assert.Empty(UnexpectedErrors(extProc));
+        }
+        finally
+        {
+            File.Delete(secret);
+        }
+    }
+
+    [Fact]
     public async Task TwoTenants_SameRequest_NeverShareAnAnswerAndNoHeaderTellsHitFromMiss()
     {
         // C1 through the data plane, and C9: hit or miss shows in no response header, only in the access-log metadata.
