@@ -23,7 +23,7 @@ internal sealed class CacheFillStage : Stage
         var ok = headers.TryGetSingle(":status", out var status) && status.Span.SequenceEqual("200"u8);
         var json = headers.TryGetSingle("content-type", out var type) && type.Span.IndexOf("application/json"u8) >= 0;
         var encoded = headers.TryGetSingle("content-encoding", out var encoding) && !encoding.Span.SequenceEqual("identity"u8);
-        if (!ok || !json || encoded || context.ResponseBodyHandling == ResponseBodyHandling.Streamed)
+        if (!ok || !json || encoded || type.Length > 200 || context.ResponseBodyHandling == ResponseBodyHandling.Streamed)
         {
             exchange.Store.Metrics.Fill("not_ok");
             context.Cache = null;

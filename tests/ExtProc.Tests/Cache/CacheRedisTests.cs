@@ -31,6 +31,9 @@ public sealed class CacheRedisTests : IAsyncLifetime
 
     public CacheRedisTests(ITestOutputHelper output) => _output = output;
 
+    /// <summary>The cache's Redis budget: 50 ms where the test is about Redis failing, generous where it is about sharing (a loaded CI box).</summary>
+    private string _cacheBudget = "50ms";
+
     private string Yaml => $$"""
         version: 1
         tenants:
@@ -54,7 +57,7 @@ public sealed class CacheRedisTests : IAsyncLifetime
         cache:
           enabled: true
           ttl: 5m
-          redis: { endpoint: "{{_redis.Endpoint}}", call_budget: 50ms }
+          redis: { endpoint: "{{_redis.Endpoint}}", call_budget: {{_cacheBudget}} }
         """;
 
     public async Task InitializeAsync()
@@ -99,8 +102,10 @@ public sealed class CacheRedisTests : IAsyncLifetime
     [Fact]
     public async Task TwoProcesses_OneRedis_SecondProcessServedFromLevel2()
     {
+        _cacheBudget = "2s";
         var (first, one) = await ReplicaAsync();
         var (second, two) = await ReplicaAsync();
+        await WaitForClientsAsync(4);
 
         ChatCompletion stored = await OpenAi(one, AcmeKey).CompleteChatAsync([new UserChatMessage("Shared question")], Deterministic());
         ChatCompletion shared = await OpenAi(two, AcmeKey).CompleteChatAsync([new UserChatMessage("Shared question")], Deterministic());
@@ -186,6 +191,7 @@ public sealed class CacheRedisTests : IAsyncLifetime
     {
         // C6 at level 2: entries overwritten in Redis (garbage, truncation, another tenant's entry) are misses for a
         // process that must read them from Redis; the provider answers again.
+        _cacheBudget = "2s";
         var (_, one) = await ReplicaAsync();
         await OpenAi(one, AcmeKey).CompleteChatAsync([new UserChatMessage("Target")], Deterministic());
         await OpenAi(one, BetaKey).CompleteChatAsync([new UserChatMessage("Target")], Deterministic());
@@ -209,6 +215,9 @@ public sealed class CacheRedisTests : IAsyncLifetime
         {
             await WriteAsync(db, acme, value);
             var (freshServer, fresh) = await ReplicaAsync();
+
+            // Two connections (limits, cache) per replica; server and plane are two owned items per replica.
+            await WaitForClientsAsync(_owned.Count);
             var before = _upstream.Received.Count;
             ChatCompletion answer = await OpenAi(fresh, AcmeKey).CompleteChatAsync([new UserChatMessage("Target")], Deterministic());
             var reachedProvider = _upstream.Received.Count == before + 1;
@@ -243,6 +252,25 @@ public sealed class CacheRedisTests : IAsyncLifetime
         Assert.Equal(tokens, tokensAfter);
         Assert.Equal(money, moneyAfter);
         Assert.Empty(UnexpectedErrors(server));
+    }
+
+    /// <summary>Waits until the ExtProc processes' connections (limits and cache, one each per process) are up.</summary>
+    private async Task WaitForClientsAsync(int expected)
+    {
+        using var admin = await ConnectionMultiplexer.ConnectAsync(_redis.Endpoint + ",allowAdmin=true");
+        var server = admin.GetServer(_redis.Endpoint);
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            if ((await server.ClientListAsync()).Count(c => c.Name == "extproc") >= expected)
+            {
+                return;
+            }
+
+            await Task.Delay(50);
+        }
+
+        Assert.Fail("the ExtProc processes did not connect to Redis");
     }
 
     private async Task<long> CounterAsync(string rule)
