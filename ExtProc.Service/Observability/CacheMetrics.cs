@@ -12,12 +12,15 @@ internal sealed class CacheMetrics
 
     public CacheMetrics(IMeterFactory? factory = null)
     {
-        var meter = factory?.Create(ExtProcMetrics.MeterName) ?? new Meter(ExtProcMetrics.MeterName);
+        var meter = Meter = factory?.Create(ExtProcMetrics.MeterName) ?? new Meter(ExtProcMetrics.MeterName);
         _lookups = meter.CreateCounter<long>("extproc.cache.lookups", description: "Cache decisions by result (hit, miss, bypass) and, for bypasses, reason.");
         _fills = meter.CreateCounter<long>("extproc.cache.fills", description: "Answers offered to the cache after a miss, by result (stored, not_ok, partial, too_large, failed).");
         _storeErrors = meter.CreateCounter<long>("extproc.cache.store_errors", description: "Level 2 (Redis) calls that failed or overran their budget, by operation (get, set, remove).");
         _evictions = meter.CreateCounter<long>("extproc.cache.evictions", description: "Entries the cache deleted itself, by reason (corrupt, foreign).");
     }
+
+    /// <summary>The meter the instruments belong to (tests listen to this instance only).</summary>
+    public Meter Meter { get; }
 
     public void Lookup(string result, string reason = "")
     {

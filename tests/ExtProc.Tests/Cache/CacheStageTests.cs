@@ -20,11 +20,16 @@ public sealed class CacheStageTests : IDisposable
 {
     private const string Body = """{"model":"gpt-4o","temperature":0,"messages":[{"role":"user","content":"secret question"}]}""";
     private static readonly CacheConfig Config = CacheConfig.None with { Defaults = CacheTenantSettings.Off with { Enabled = true } };
-    private readonly ResponseCacheStore _store = new(Config, new CacheMetrics(), NullLoggerFactory.Instance);
+    private readonly CacheMetrics _metrics = new();
+    private readonly ResponseCacheStore _store;
     private readonly FakeLogger _log = new();
     private readonly ITestOutputHelper _output;
 
-    public CacheStageTests(ITestOutputHelper output) => _output = output;
+    public CacheStageTests(ITestOutputHelper output)
+    {
+        _output = output;
+        _store = new(Config, _metrics, NullLoggerFactory.Instance);
+    }
 
     public void Dispose() => _store.Dispose();
 
@@ -101,6 +106,68 @@ public sealed class CacheStageTests : IDisposable
         Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, events[0].Level);
         Assert.DoesNotContain("secret", message, StringComparison.Ordinal);
         Assert.DoesNotContain(Convert.ToHexStringLower(key.Hash), message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Metrics_HitMissBypassAndEviction_CountedWithTheirTags()
+    {
+        var seen = new List<string>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, _metrics.Meter))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            var text = instrument.Name;
+            foreach (var tag in tags)
+            {
+                text += $" {tag.Key}={tag.Value}";
+            }
+
+            lock (seen)
+            {
+                seen.Add(text);
+            }
+        });
+        listener.Start();
+
+        using (var miss = Context())
+        {
+            await Stage().OnRequestBodyAsync(miss);
+        }
+
+        using (var context = Context())
+        {
+            var key = KeyOf(context);
+            await _store.SetAsync(key.StoreKey("acme"), CacheEntry.Encode("beta", key.Hash, "application/json", "{}"u8), TimeSpan.FromMinutes(1));
+            await Stage().OnRequestBodyAsync(context);
+            await _store.SetAsync(key.StoreKey("acme"), CacheEntry.Encode("acme", key.Hash, "application/json", "{}"u8), TimeSpan.FromMinutes(1));
+        }
+
+        using (var hit = Context())
+        {
+            await Stage().OnRequestBodyAsync(hit);
+        }
+
+        using (var stream = Context())
+        {
+            stream.Request!.Stream = true;
+            await Stage().OnRequestBodyAsync(stream);
+        }
+
+        Assert.Equal(
+            [
+                "extproc.cache.lookups result=miss reason=",
+                "extproc.cache.evictions reason=foreign",
+                "extproc.cache.lookups result=miss reason=",
+                "extproc.cache.lookups result=hit reason=",
+                "extproc.cache.lookups result=bypass reason=stream",
+            ],
+            seen);
     }
 
     [Fact]
