@@ -170,6 +170,49 @@ public sealed class CacheStageTests : IDisposable
             seen);
     }
 
+    [Theory]
+    [InlineData("complete 200", true)]
+    [InlineData("partial body", false)]
+    [InlineData("status 500", false)]
+    [InlineData("status 201", false)]
+    [InlineData("gzip", false)]
+    [InlineData("event stream", false)]
+    [InlineData("over the size cap", false)]
+    [InlineData("translated into an error", false)]
+    public async Task Fill_OnlyACompletePlain200_IsStored(string kind, bool stored)
+    {
+        var config = Config with { MaxEntryBytes = 256 };
+        using var context = Context();
+        var stage = new CacheStage(config, _store, null, "v1", _log);
+        Assert.False((await stage.OnRequestBodyAsync(context)).IsRespond);
+        var exchange = Assert.IsType<CacheExchange>(context.Cache);
+
+        var headers = new HttpHeaderList();
+        headers.Add(":status", Encoding.ASCII.GetBytes(kind switch { "status 500" => "500", "status 201" => "201", _ => "200" }));
+        headers.Add("content-type", Encoding.ASCII.GetBytes(kind == "event stream" ? "text/event-stream" : "application/json"));
+        if (kind == "gzip")
+        {
+            headers.Add("content-encoding", "gzip"u8.ToArray());
+        }
+
+        context.ResponseHeaders = headers;
+        var fill = new CacheFillStage();
+        await fill.OnResponseHeadersAsync(context);
+        context.ResponseBody.Append(Encoding.UTF8.GetBytes(kind == "over the size cap" ? "{\"a\":\"" + new string('x', 300) + "\"}" : "{\"id\":\"c1\"}"));
+        context.ResponseBody.Complete = kind != "partial body";
+        if (kind == "translated into an error")
+        {
+            context.ResponseMutations.Set(":status", "502");
+        }
+
+        await fill.OnResponseBodyAsync(context);
+
+        var entry = await _store.GetAsync(exchange.StoreKey, TimeSpan.FromMinutes(1));
+        _output.WriteLine($"fill ({kind}): stored {entry is not null}");
+        Assert.Equal(stored, entry is not null);
+        Assert.Null(context.Cache);
+    }
+
     [Fact]
     public void Read_EveryTruncationAndEveryBitFlip_IsNeverValid()
     {
