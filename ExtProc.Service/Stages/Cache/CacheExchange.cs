@@ -1,9 +1,10 @@
+using ExtProc.Buffers;
 using ExtProc.Storage;
 
 namespace ExtProc.Stages.Cache;
 
 /// <summary>What the cache keeps between the phases of one request that missed: where its answer would go.</summary>
-internal sealed class CacheExchange
+internal sealed class CacheExchange : IDisposable
 {
     public CacheExchange(ResponseCacheStore store, string storeKey, byte[] keyHash, string tenant, TimeSpan ttl, int maxEntryBytes)
     {
@@ -27,6 +28,15 @@ internal sealed class CacheExchange
 
     public int MaxEntryBytes { get; }
 
-    /// <summary>Set once the response headers say the answer may be stored (a plain 200 JSON body); its content type.</summary>
+    /// <summary>Set once the response headers say the answer may be stored (a plain 200); its content type.</summary>
     public string? ContentType { get; set; }
+
+    /// <summary>An SSE answer gathered chunk by chunk as the client gets it (pooled, bounded by <see cref="MaxEntryBytes"/>).</summary>
+    public PooledBufferWriter? Events { get; set; }
+
+    public void Dispose()
+    {
+        Events?.Dispose();
+        Events = null;
+    }
 }

@@ -13,7 +13,7 @@ namespace ExtProc.Stages.Cache;
 /// The response cache lookup: an exact-match cache of buffered (non-stream) LLM answers, scoped to the tenant, the
 /// config snapshot and the caller's permission set (<see cref="CacheKeyBuilder"/>). A hit answers with the stored
 /// body and gives the admission's tokens and money back first (a cached answer costs nothing; it still counts as a
-/// request); a miss remembers the key for <see cref="CacheFillStage"/>. Streams bypass (caching SSE is a later step).
+/// request); a miss remembers the key for <see cref="CacheFillStage"/>. A stored stream is replayed as one SSE body.
 /// No header tells a hit from a miss: the status goes to dynamic metadata (<c>cache</c>) for the access log only.
 /// </summary>
 internal sealed class CacheStage : Stage
@@ -50,8 +50,9 @@ internal sealed class CacheStage : Stage
         }
 
         var path = PathOf(context);
-        if (request.Stream || path.Contains(":streamGenerateContent", StringComparison.Ordinal))
+        if (path.Contains(":streamGenerateContent", StringComparison.Ordinal))
         {
+            // Gemini streams are JSON arrays or SSE by query; not cached yet.
             return BypassAsync(context, "stream");
         }
 

@@ -35,13 +35,13 @@ public sealed class CacheStageTests : IDisposable
 
     private static readonly Tenant Acme = new(new TenantConfig("acme", null, PolicyConfig.Unrestricted, []));
 
-    private static ProcessingContext Context()
+    private static ProcessingContext Context(string path = "/v1/chat/completions", ProtocolKind protocol = ProtocolKind.OpenAiChat)
     {
         var headers = new HttpHeaderList();
-        headers.Add(":path", "/v1/chat/completions"u8.ToArray());
+        headers.Add(":path", Encoding.ASCII.GetBytes(path));
         var context = new ProcessingContext(headers)
         {
-            Protocol = ProtocolKind.OpenAiChat,
+            Protocol = protocol,
             Identity = new CallerIdentity(Acme, IdentityKind.ApiKey, Acme.Policy, "acme-main"),
             Request = new RequestSummary { Model = "gpt-4o" },
         };
@@ -153,9 +153,8 @@ public sealed class CacheStageTests : IDisposable
             await Stage().OnRequestBodyAsync(hit);
         }
 
-        using (var stream = Context())
+        using (var stream = Context("/v1beta/models/gemini-2.0-flash:streamGenerateContent", ProtocolKind.Gemini))
         {
-            stream.Request!.Stream = true;
             await Stage().OnRequestBodyAsync(stream);
         }
 
@@ -176,7 +175,8 @@ public sealed class CacheStageTests : IDisposable
     [InlineData("status 500", false)]
     [InlineData("status 201", false)]
     [InlineData("gzip", false)]
-    [InlineData("event stream", false)]
+    [InlineData("event stream", true)]
+    [InlineData("event stream rewritten after the stages", false)]
     [InlineData("over the size cap", false)]
     [InlineData("translated into an error", false)]
     public async Task Fill_OnlyACompletePlain200_IsStored(string kind, bool stored)
@@ -189,7 +189,11 @@ public sealed class CacheStageTests : IDisposable
 
         var headers = new HttpHeaderList();
         headers.Add(":status", Encoding.ASCII.GetBytes(kind switch { "status 500" => "500", "status 201" => "201", _ => "200" }));
-        headers.Add("content-type", Encoding.ASCII.GetBytes(kind == "event stream" ? "text/event-stream" : "application/json"));
+        headers.Add("content-type", Encoding.ASCII.GetBytes(kind.StartsWith("event stream", StringComparison.Ordinal) ? "text/event-stream" : "application/json"));
+        if (kind == "event stream rewritten after the stages")
+        {
+            context.ResponseRewriter = new Rewriter();
+        }
         if (kind == "gzip")
         {
             headers.Add("content-encoding", "gzip"u8.ToArray());
@@ -198,7 +202,13 @@ public sealed class CacheStageTests : IDisposable
         context.ResponseHeaders = headers;
         var fill = new CacheFillStage();
         await fill.OnResponseHeadersAsync(context);
-        context.ResponseBody.Append(Encoding.UTF8.GetBytes(kind == "over the size cap" ? "{\"a\":\"" + new string('x', 300) + "\"}" : "{\"id\":\"c1\"}"));
+        var answer = kind switch
+        {
+            "over the size cap" => "{\"a\":\"" + new string('x', 300) + "\"}",
+            _ when kind.StartsWith("event stream", StringComparison.Ordinal) => "data: {\"id\":\"c1\"}\n\ndata: [DONE]\n\n",
+            _ => "{\"id\":\"c1\"}",
+        };
+        context.ResponseBody.Append(Encoding.UTF8.GetBytes(answer));
         context.ResponseBody.Complete = kind != "partial body";
         if (kind == "translated into an error")
         {
@@ -212,6 +222,16 @@ public sealed class CacheStageTests : IDisposable
         Assert.Equal(stored, entry is not null);
         Assert.Null(context.Cache);
     }
+
+    [Theory]
+    [InlineData(nameof(ProtocolKind.OpenAiChat), "data: {\"choices\":[]}\n\ndata: [DONE]\n\n", true)]
+    [InlineData(nameof(ProtocolKind.OpenAiChat), "data: {\"choices\":[]}\n\n", false)]
+    [InlineData(nameof(ProtocolKind.OpenAiChat), "data: {\"error\":{\"type\":\"error\"}}\n\ndata: [DONE]\n\n", false)]
+    [InlineData(nameof(ProtocolKind.AnthropicMessages), "event: message_start\ndata: {}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n", true)]
+    [InlineData(nameof(ProtocolKind.AnthropicMessages), "event: message_start\ndata: {}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\"}}\n\n", false)]
+    [InlineData(nameof(ProtocolKind.AnthropicMessages), "event: message_start\ndata: {}\n\n", false)]
+    public void EndsCleanly_OnlyAWholeStreamWithoutErrorEvents(string protocol, string stream, bool clean) =>
+        Assert.Equal(clean, CacheFillStage.EndsCleanly(Enum.Parse<ProtocolKind>(protocol), Encoding.UTF8.GetBytes(stream)));
 
     [Fact]
     public void Read_EveryTruncationAndEveryBitFlip_IsNeverValid()
@@ -240,6 +260,15 @@ public sealed class CacheStageTests : IDisposable
         Assert.Equal(0, accepted);
         Assert.Equal(EntryCheck.Foreign, CacheEntry.Read(entry, "acmf", hash, out _, out _));
         Assert.Equal(EntryCheck.Foreign, CacheEntry.Read(entry, "acme", new byte[32], out _, out _));
+    }
+
+    private sealed class Rewriter : IStreamedBodyRewriter
+    {
+        public bool TryRewrite(ReadOnlyMemory<byte> chunk, bool endOfStream, out ReadOnlyMemory<byte> replacement)
+        {
+            replacement = chunk;
+            return true;
+        }
     }
 
     private static byte[] Flip(byte[] value)
