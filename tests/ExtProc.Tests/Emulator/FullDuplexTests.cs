@@ -158,7 +158,7 @@ public sealed class FullDuplexTests
                         await s.SendAsync(Replies.StreamedBody(false, m.ResponseBody.Text() + "!", m.ResponseBody.EndOfStream));
                         break;
                     default:
-                        await s.SendAsync((ProcessingResponse)Replies.ContinueFor(m)!);
+                        await s.SendAsync(Replies.ContinueFor(m)!);
                         break;
                 }
             }

@@ -99,7 +99,7 @@ public sealed class ModeMetadataTests
             {
                 var reply = Replies.ContinueFor(m)!;
                 reply.DynamicMetadata = Struct.Parser.ParseJson("{\"receiving_ns\":{\"model\":\"m1\"},\"not_allowed\":{\"x\":1}}");
-                await s.SendAsync((ProcessingResponse)reply);
+                await s.SendAsync(reply);
             }
         }, c =>
         {

@@ -113,7 +113,7 @@ public sealed class ExtProcServer : IAsyncDisposable
             throw;
         }
 
-        return new ExtProcServer(app, grpcPort, adminPort, (FakeLogCollector)collector, ownConfig);
+        return new ExtProcServer(app, grpcPort, adminPort, collector, ownConfig);
     }
 
     /// <summary>Errors logged so far (functional tests assert there are none unless they expect one).</summary>

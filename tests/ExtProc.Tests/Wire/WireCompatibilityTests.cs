@@ -146,7 +146,7 @@ public sealed partial class WireCompatibilityTests
         service.MessageType.Single(m => m.Name == "ProcessingResponse").Field.Single(f => f.Name == "request_drain").Number = 13;
         var mode = files.Single(f => f.Name == ProcessingModeFile).MessageType.Single().EnumType.Single(e => e.Name == "BodySendMode");
         mode.Value.Remove(mode.Value.Single(v => v.Name == "GRPC"));
-        var damaged = new DescriptorIndex((IEnumerable<FileDescriptorProto>)files);
+        var damaged = new DescriptorIndex(files);
         var (scope, ourTypes) = Scope(damaged);
 
         var mismatches = new WireComparer(s_upstream.Value, damaged, NewerFields, NewerEnumValues, Renames).Compare(scope, ourTypes);
@@ -180,7 +180,7 @@ public sealed partial class WireCompatibilityTests
         var files = OurFileProtos().Select(static f => f.Clone()).ToList();
         var service = files.Single(f => f.Name == ServiceFile);
         service.MessageType.Single(m => m.Name == "GrpcStatus").Field.Single().Name = "code";
-        var renamed = new DescriptorIndex((IEnumerable<FileDescriptorProto>)files);
+        var renamed = new DescriptorIndex(files);
         var (scope, ourTypes) = Scope(renamed);
 
         var mismatches = new WireComparer(s_upstream.Value, renamed, NewerFields, NewerEnumValues, Renames).Compare(scope, ourTypes);
