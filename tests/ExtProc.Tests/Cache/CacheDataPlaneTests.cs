@@ -186,6 +186,29 @@ public sealed class CacheDataPlaneTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GeminiGenerateContent_SameRequestTwice_SecondServedFromCache()
+    {
+        var (server, plane) = await StartAsync(Yaml());
+        using var http = new HttpClient { BaseAddress = plane.BaseUri };
+        async Task<string> SendAsync(string body)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1beta/models/gemini-2.0-flash:generateContent") { Content = Json(body) };
+            request.Headers.Add("x-goog-api-key", BetaKey);
+            using var response = await http.SendAsync(request);
+            Assert.Equal(200, (int)response.StatusCode);
+            return await response.Content.ReadAsStringAsync();
+        }
+
+        var first = await SendAsync("""{"contents":[{"role":"user","parts":[{"text":"Hi"}]}],"generationConfig":{"temperature":0}}""");
+        var reordered = await SendAsync("""{ "generationConfig": {"temperature": 0}, "contents": [{"parts":[{"text":"\u0048i"}],"role":"user"}] }""");
+
+        _output.WriteLine($"Gemini generateContent: 2 equivalent requests (reordered, escaped), provider calls {_upstream.Received.Count}");
+        Assert.Single(_upstream.Received);
+        Assert.Equal(first, reordered);
+        Assert.Empty(UnexpectedErrors(server));
+    }
+
+    [Fact]
     public async Task AnthropicSdk_SameRequestTwice_SecondServedFromCacheWithoutTheProvider()
     {
         // This SDK no longer sends temperature (newer Claude models refuse it): the tenant opts in to sampled answers.
