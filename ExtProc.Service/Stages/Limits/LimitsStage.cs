@@ -145,7 +145,7 @@ internal sealed class LimitsStage : Stage
 
     /// <summary>
     /// A request answered locally after admission (a cache hit): its tokens and money go back now, before the answer
-    /// leaves; request and concurrency counters keep it (it was a request) and the concurrency slot is freed.
+    /// leaves, and its concurrency slot is freed; request counters keep it (it was a request).
     /// </summary>
     public async ValueTask ReleaseAsync(ProcessingContext context)
     {
