@@ -672,6 +672,7 @@ internal sealed class StreamProcessor : IDisposable
         AddText(fields, "provider", decision.Provider);
         AddText(fields, "target_model", decision.TargetModel);
         AddText(fields, "route_reason", decision.RouteReason);
+        AddText(fields, "cache", decision.Cache);
         if (decision.Attempt > 0)
         {
             fields.Fields["attempt"] = Value.ForNumber(decision.Attempt);

@@ -30,4 +30,7 @@ internal static class EventIds
     public const int McpToolChanged = 3203;
     public const int McpListUnreadable = 3204;
     public const int LlmToolCallFlagged = 3205;
+
+    public const int CacheEntryRejected = 3301;
+    public const int CacheStoreFailed = 3302;
 }

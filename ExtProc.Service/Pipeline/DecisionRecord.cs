@@ -20,6 +20,7 @@ internal sealed class DecisionRecord
     private string? _targetModel;
     private string? _routeReason;
     private int _attempt;
+    private string? _cache;
 
     /// <summary>True when a field changed since the record was last sent to Envoy (and before the first send).</summary>
     public bool Dirty { get; private set; } = true;
@@ -101,6 +102,13 @@ internal sealed class DecisionRecord
     }
 
     /// <summary>1 for the first try; 0 when not routed (dynamic metadata <c>attempt</c>).</summary>
+    /// <summary>Response cache status: hit, miss or bypass; absent when the tenant does not use the cache.</summary>
+    public string? Cache
+    {
+        get => _cache;
+        set => UpdateText(ref _cache, value);
+    }
+
     public int Attempt
     {
         get => _attempt;

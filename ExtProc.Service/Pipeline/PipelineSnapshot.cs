@@ -2,6 +2,7 @@ using ExtProc.Hosting;
 using ExtProc.Observability;
 using ExtProc.Routing;
 using ExtProc.Stages.Auth;
+using ExtProc.Stages.Cache;
 using ExtProc.Stages.Guard;
 using ExtProc.Stages.Identify;
 using ExtProc.Stages.Limits;
@@ -83,10 +84,20 @@ internal sealed class PipelineSnapshot
 
             // 8. Limits after every refusal above (a refused request costs nothing) and before cache and routing
             //    (a cache hit then releases its reservation; routing needs an admitted request).
+            LimitsStage? limitsStage = null;
             if (tenancy.Config.Limits.Rules.Count > 0)
             {
                 var limits = tenancy.Config.Limits;
-                stages.Add(new LimitsStage(limits, services.LimitStores.Get(limits.Redis), services.LimitStores.Metrics, services.Time));
+                limitsStage = new LimitsStage(limits, services.LimitStores.Get(limits.Redis), services.LimitStores.Metrics, services.Time);
+                stages.Add(limitsStage);
+            }
+
+            // 8b. Cache lookup after limits (a hit gives its tokens and money back through the limits stage) and before
+            //     routing (a hit needs no upstream).
+            var cache = tenancy.Config.Cache;
+            if (cache.AnyEnabled)
+            {
+                stages.Add(new CacheStage(cache, services.CacheStores.Get(cache), limitsStage, tenancy.Version, services.LoggerFactory.CreateLogger("ExtProc.Stages.Cache")));
             }
 
             services.Health.UseShared(tenancy.Routing.Settings.Health.Redis);
@@ -96,6 +107,12 @@ internal sealed class PipelineSnapshot
                 //    decision downstream, the per-attempt rewrite when ExtProc also runs as the upstream filter.
                 stages.Add(new RoutingStage(tenancy.Routing, services.Health, Random.Shared, services.Time));
                 stages.Add(new AttemptStage(tenancy.Routing, services.Health, services.Time));
+            }
+
+            if (cache.AnyEnabled)
+            {
+                // 10. Cache fill after routing: what is stored is the answer as the client gets it (translated).
+                stages.Add(new CacheFillStage());
             }
         }
 
@@ -114,6 +131,9 @@ internal sealed record PipelineServices(TimeProvider Time, ILoggerFactory Logger
 
     /// <summary>MCP sessions, in-flight requests and tool catalogs: kept across config reloads.</summary>
     public Stages.Mcp.McpGovernanceState Mcp { get; init; } = new(Time);
+
+    /// <summary>Response cache stores (level 1 entries and level 2 connections), kept across reloads.</summary>
+    public ResponseCacheRegistry CacheStores { get; init; } = new(LoggerFactory, new CacheMetrics());
 
     public static readonly PipelineServices Null = new(TimeProvider.System, NullLoggerFactory.Instance, new ExtProcMetrics());
 }

@@ -85,6 +85,9 @@ internal sealed class ProcessingContext : IDisposable
     /// <summary>What the limits stage reserved for this request, until it is settled.</summary>
     public Stages.Limits.LimitLease? Limits { get; set; }
 
+    /// <summary>Where the answer of a request the cache missed is to be stored, until it is (or cannot be).</summary>
+    public Stages.Cache.CacheExchange? Cache { get; set; }
+
     /// <summary>The mode the client asked for the response body, e.g. STREAMED for an SSE response.</summary>
     public ResponseBodyHandling ResponseBodyHandling { get; set; }
 

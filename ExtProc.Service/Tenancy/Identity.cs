@@ -110,6 +110,7 @@ internal sealed class EffectivePolicy
 {
     private readonly PolicyConfig _tenant;
     private readonly PolicyConfig? _scope;
+    private byte[]? _permissionHash;
 
     public EffectivePolicy(PolicyConfig tenant, PolicyConfig? scope)
     {
@@ -120,6 +121,12 @@ internal sealed class EffectivePolicy
         AddAll(limits, scope?.Limits);
         Limits = limits;
     }
+
+    /// <summary>
+    /// SHA-256 of what this policy allows (tenant level and key scope): cache entries are shared only between callers
+    /// with the same permissions (faults.md C2). Computed once per policy.
+    /// </summary>
+    public ReadOnlyMemory<byte> PermissionHash => _permissionHash ??= HashPermissions(_tenant, _scope);
 
     /// <summary>Limit references of the tenant and of the key: all of them apply.</summary>
     public IReadOnlyList<string> Limits { get; }
@@ -193,6 +200,49 @@ internal sealed class EffectivePolicy
     /// <summary>True when tool lists must be read: some tool is hidden, or definitions are pinned.</summary>
     public bool FiltersMcpTools => _tenant.McpTools is not null || _scope?.McpTools is not null || ChecksDestructiveMcpTools
         || _tenant.Mcp.ToolChanges is not null || _scope?.Mcp.ToolChanges is not null;
+
+    private static byte[] HashPermissions(PolicyConfig tenant, PolicyConfig? scope)
+    {
+        var text = new StringBuilder();
+        Append(text, tenant);
+        text.Append('|');
+        if (scope is not null)
+        {
+            Append(text, scope);
+        }
+
+        return System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString()));
+
+        static void Append(StringBuilder text, PolicyConfig policy)
+        {
+            // Each list framed by its name and count; a null list ("unrestricted") differs from an empty one.
+            List(text, "models", policy.Models);
+            List(text, "providers", policy.Providers);
+            List(text, "regions", policy.Regions);
+            List(text, "mcp_tools", policy.McpTools);
+            List(text, "mcp_methods", policy.McpMethods);
+            List(text, "limits", policy.Limits);
+            text.Append("llm_tools=").Append(policy.Mcp.LlmTools).Append(";llm_tool_calls=").Append(policy.Mcp.LlmToolCalls).Append(';');
+        }
+
+        static void List(StringBuilder text, string name, IReadOnlyList<string>? items)
+        {
+            text.Append(name).Append('=');
+            if (items is null)
+            {
+                text.Append("*;");
+                return;
+            }
+
+            text.Append(items.Count).Append(':');
+            foreach (var item in items)
+            {
+                text.Append(item.Length).Append(':').Append(item);
+            }
+
+            text.Append(';');
+        }
+    }
 
     private static bool Match(IReadOnlyList<string>? patterns, ReadOnlySpan<char> value) => patterns is null || Glob.MatchesAny(patterns, value);
 

@@ -187,6 +187,7 @@ internal sealed class TenancyConfigProvider : IHostedService, IDisposable
     {
         _services.LimitStores.Dispose();
         _services.Mcp.Dispose();
+        _services.CacheStores.Dispose();
         _watcher?.Dispose();
         _watcher = null;
         _poll?.Dispose();

@@ -161,6 +161,18 @@ internal sealed class LimitsStage : Stage
         await SettleAsync(context, lease, default, released: true).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// A request answered locally after admission (a cache hit): its tokens and money go back now, before the answer
+    /// leaves, and its concurrency slot is freed; request counters keep it (it was a request).
+    /// </summary>
+    public async ValueTask ReleaseAsync(ProcessingContext context)
+    {
+        if (context.Limits is { Settled: false } lease)
+        {
+            await SettleAsync(context, lease, default, released: true).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>The rules for an LLM request of <paramref name="model"/>, or for a call of MCP <paramref name="tool"/>.</summary>
     private List<LimitRuleConfig> Applicable(CallerIdentity identity, string? model, string? tool)
     {

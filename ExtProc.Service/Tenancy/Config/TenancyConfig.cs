@@ -19,6 +19,9 @@ internal sealed record TenancyConfig(
 
     /// <summary>The top-level <c>mcp:</c> section.</summary>
     public McpConfig Mcp { get; init; } = McpConfig.Default;
+
+    /// <summary>The <c>cache:</c> section; off when absent.</summary>
+    public CacheConfig Cache { get; init; } = CacheConfig.None;
 }
 
 internal sealed record TenantConfig(

@@ -55,10 +55,11 @@ internal static class TenancyConfigParser
         var routing = RoutingConfigParser.Read(root, errors);
         var limits = LimitsConfigParser.Read(root.Map("limits"), errors, tenants);
         var mcp = McpConfigParser.Read(root.Map("mcp"), errors);
+        var cache = CacheConfigParser.Read(root.Map("cache"), errors, tenants);
         root.Finish();
         CheckKeysUnique(tenants, errors);
         RoutingConfigParser.CheckProviderKeys(tenants, routing, errors);
-        return errors.Count == 0 ? new TenancyConfig(version ?? CurrentVersion, tenants, identity) { Routing = routing, Limits = limits, Mcp = mcp } : null;
+        return errors.Count == 0 ? new TenancyConfig(version ?? CurrentVersion, tenants, identity) { Routing = routing, Limits = limits, Mcp = mcp, Cache = cache } : null;
     }
 
     /// <summary>Tenant ids end up in a request header and in metrics: a short, safe alphabet only.</summary>
