@@ -13,10 +13,12 @@ internal enum OpenAIRole
 }
 
 /// <summary>
-/// Where the fields of an OpenAI Chat Completions request are, found in one pass over the top level.
-/// Duplicate keys among the fields we act on are refused (a second <c>model</c> must not slip past us).
+/// Where the fields of an OpenAI Chat Completions request are, found in one pass over the body: the top
+/// level and each message's fields (so writers walk the messages without reading them again). Duplicate
+/// keys among the top-level fields we act on are refused (a second <c>model</c> must not slip past us).
+/// Pooled: dispose it.
 /// </summary>
-internal struct OpenAIRequest
+internal struct OpenAIRequest : IDisposable
 {
     public JsonSlice Model;
     public JsonSlice Messages;
@@ -38,6 +40,12 @@ internal struct OpenAIRequest
     public JsonSlice PresencePenalty;
     public JsonSlice FrequencyPenalty;
     public JsonSlice Modalities;
+
+    // Every element of messages in order; one that is not an object is kept (as a default entry) so a
+    // writer refuses it when it gets there, as reading it there would.
+    private PooledList<OpenAIMessage> _messages;
+
+    public readonly int MessageCount => _messages.Count;
 
     /// <summary>Reads the top level; null on success, else why the body is refused.</summary>
     public static string? Read(ReadOnlySpan<byte> document, out OpenAIRequest request)
@@ -63,7 +71,9 @@ internal struct OpenAIRequest
                 return "The request body repeats a field.";
             }
 
-            slot = JsonRead.PropertyValue(ref reader, 0);
+            slot = System.Runtime.CompilerServices.Unsafe.AreSame(ref slot, ref request.Messages)
+                ? request.ReadMessages(ref reader)
+                : JsonRead.PropertyValue(ref reader, 0);
         }
 
         if (!request.Messages.IsPresent || request.Messages.Kind(document) != JsonTokenType.StartArray)
@@ -72,6 +82,45 @@ internal struct OpenAIRequest
         }
 
         return null;
+    }
+
+    /// <summary>The message at <paramref name="index"/>; a message that is not an object is refused here.</summary>
+    public readonly ref readonly OpenAIMessage Message(int index)
+    {
+        ref readonly var message = ref _messages[index];
+        if (!message.IsObject)
+        {
+            throw new JsonException("A message must be an object.");
+        }
+
+        return ref message;
+    }
+
+    public void Dispose() => _messages.Dispose();
+
+    private JsonSlice ReadMessages(ref Utf8JsonReader reader)
+    {
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            return JsonRead.Value(ref reader, 0);
+        }
+
+        var start = (int)reader.TokenStartIndex;
+        while (JsonRead.NextElement(ref reader))
+        {
+            if (reader.TokenType == JsonTokenType.StartObject)
+            {
+                _messages.Add(OpenAIMessage.Read(ref reader, 0));
+            }
+            else
+            {
+                _messages.Add(default);
+                reader.Skip();
+            }
+        }
+
+        return new JsonSlice(start, (int)reader.BytesConsumed - start);
     }
 
     public readonly bool IsStream(ReadOnlySpan<byte> document) => JsonRead.IsTrue(document, Stream);
@@ -243,6 +292,7 @@ internal struct OpenAIRequest
 /// <summary>One message of an OpenAI request.</summary>
 internal struct OpenAIMessage
 {
+    public bool IsObject;
     public OpenAIRole Role;
     public JsonSlice Content;
     public JsonSlice ToolCalls;
@@ -258,7 +308,7 @@ internal struct OpenAIMessage
             throw new JsonException("A message must be an object.");
         }
 
-        var message = default(OpenAIMessage);
+        var message = new OpenAIMessage { IsObject = true };
         while (JsonRead.NextProperty(ref reader))
         {
             if (reader.ValueTextEquals("role"u8))

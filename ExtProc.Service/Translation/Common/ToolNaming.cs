@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using ExtProc.Protocols;
 
 namespace ExtProc.Translation.Common;
@@ -11,14 +13,12 @@ namespace ExtProc.Translation.Common;
 /// </summary>
 internal static class ToolNaming
 {
+    private static readonly SearchValues<byte> AsciiAlphanumerics = SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"u8);
+    private static readonly SearchValues<byte> IdChars = SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"u8);
+
     public static string UpstreamToolName(string name, ProtocolKind upstream)
     {
-        var max = upstream switch
-        {
-            ProtocolKind.AnthropicMessages => 128,
-            ProtocolKind.Gemini => 128,
-            _ => 64,
-        };
+        var max = MaxNameLength(upstream);
         if (IsValidName(name, upstream, max))
         {
             return name;
@@ -48,6 +48,36 @@ internal static class ToolNaming
         return builder.ToString();
     }
 
+    /// <summary>
+    /// Writes the upstream form of a tool name from its JSON string slice: a name that needs no rewrite (the
+    /// usual case) goes out from the body's bytes with no string made.
+    /// </summary>
+    public static void WriteToolName(Utf8JsonWriter writer, ReadOnlySpan<byte> property, ReadOnlySpan<byte> document, JsonSlice name, ProtocolKind upstream)
+    {
+        using var text = new ScratchString(document, name);
+        if (IsValidName(text.Span, upstream, MaxNameLength(upstream)))
+        {
+            writer.WriteString(property, text.Span);
+            return;
+        }
+
+        writer.WriteString(property, UpstreamToolName(JsonRead.GetString(document, name) ?? string.Empty, upstream));
+    }
+
+    /// <summary>Writes the upstream form of a tool-call id from its JSON string slice; true when it was rewritten.</summary>
+    public static bool WriteToolCallId(Utf8JsonWriter writer, ReadOnlySpan<byte> property, ReadOnlySpan<byte> document, JsonSlice id, ProtocolKind upstream, UpstreamDialect dialect)
+    {
+        using var text = new ScratchString(document, id);
+        if (IsValidId(text.Span, upstream, dialect))
+        {
+            writer.WriteString(property, text.Span);
+            return false;
+        }
+
+        writer.WriteString(property, UpstreamToolCallId(JsonRead.GetString(document, id) ?? string.Empty, upstream, dialect));
+        return true;
+    }
+
     /// <summary>A tool-call id the upstream accepts; valid ids pass unchanged.</summary>
     public static string UpstreamToolCallId(string id, ProtocolKind upstream, UpstreamDialect dialect)
     {
@@ -67,6 +97,47 @@ internal static class ToolNaming
     /// <summary>An id for a tool call the upstream did not name (Gemini): stable per request and position.</summary>
     public static string SynthesizedCallId(string requestId, int index) =>
         "call_" + Hex(requestId + ":" + index.ToString(System.Globalization.CultureInfo.InvariantCulture), 24);
+
+    private static int MaxNameLength(ProtocolKind upstream) => upstream switch
+    {
+        ProtocolKind.AnthropicMessages => 128,
+        ProtocolKind.Gemini => 128,
+        _ => 64,
+    };
+
+    // The UTF-8 checks below match the string ones: a valid name or id is ASCII, where bytes are chars.
+    private static bool IsValidName(ReadOnlySpan<byte> name, ProtocolKind upstream, int max)
+    {
+        if (name.Length == 0 || name.Length > max)
+        {
+            return false;
+        }
+
+        if (upstream == ProtocolKind.Gemini && !(char.IsAsciiLetter((char)name[0]) || name[0] == '_'))
+        {
+            return false;
+        }
+
+        foreach (var b in name)
+        {
+            if (!IsNameChar((char)b, upstream))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool IsValidId(ReadOnlySpan<byte> id, ProtocolKind upstream, UpstreamDialect dialect)
+    {
+        if (dialect == UpstreamDialect.Mistral)
+        {
+            return id.Length == 9 && id.IndexOfAnyExcept(AsciiAlphanumerics) < 0;
+        }
+
+        return id.Length > 0 && id.IndexOfAnyExcept(IdChars) < 0 && (upstream == ProtocolKind.AnthropicMessages || id.Length <= 40);
+    }
 
     private static bool IsValidName(string name, ProtocolKind upstream, int max)
     {

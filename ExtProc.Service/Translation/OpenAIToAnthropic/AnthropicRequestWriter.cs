@@ -38,8 +38,8 @@ internal static class AnthropicRequestWriter
             writer.WriteNumber("max_tokens"u8, defaultMaxTokens);
         }
 
-        WriteSystem(writer, document, request.Messages);
-        if (WriteMessages(writer, document, request.Messages, state) is { } refused)
+        WriteSystem(writer, document, request);
+        if (WriteMessages(writer, document, request, state) is { } refused)
         {
             return refused;
         }
@@ -81,14 +81,12 @@ internal static class AnthropicRequestWriter
         return null;
     }
 
-    private static void WriteSystem(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages)
+    private static void WriteSystem(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request)
     {
         var started = false;
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            ref readonly var message = ref request.Message(i);
             if (message.Role is not (OpenAIRole.System or OpenAIRole.Developer))
             {
                 continue;
@@ -148,15 +146,13 @@ internal static class AnthropicRequestWriter
         writer.WriteEndObject();
     }
 
-    private static string? WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages, TranslationState state)
+    private static string? WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, TranslationState state)
     {
         writer.WriteStartArray("messages"u8);
         var turn = Turn.None;
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            ref readonly var message = ref request.Message(i);
             switch (message.Role)
             {
                 case OpenAIRole.System or OpenAIRole.Developer:
@@ -315,8 +311,7 @@ internal static class AnthropicRequestWriter
     {
         writer.WriteStartObject();
         writer.WriteString("type"u8, "tool_result"u8);
-        var id = JsonRead.GetString(document, message.ToolCallId) ?? string.Empty;
-        writer.WriteString("tool_use_id"u8, ToolNaming.UpstreamToolCallId(id, ProtocolKind.AnthropicMessages, state.Dialect));
+        ToolNaming.WriteToolCallId(writer, "tool_use_id"u8, document, message.ToolCallId, ProtocolKind.AnthropicMessages, state.Dialect);
         if (message.Content.Kind(document) == JsonTokenType.String)
         {
             JsonOut.Raw(writer, "content"u8, document, message.Content);
@@ -367,9 +362,8 @@ internal static class AnthropicRequestWriter
             Open(writer, ref turn, Turn.Assistant);
             writer.WriteStartObject();
             writer.WriteString("type"u8, "tool_use"u8);
-            var id = JsonRead.GetString(document, call.Id) ?? string.Empty;
-            writer.WriteString("id"u8, ToolNaming.UpstreamToolCallId(id, ProtocolKind.AnthropicMessages, UpstreamDialect.Standard));
-            writer.WriteString("name"u8, ToolNaming.UpstreamToolName(JsonRead.GetString(document, call.Name) ?? string.Empty, ProtocolKind.AnthropicMessages));
+            ToolNaming.WriteToolCallId(writer, "id"u8, document, call.Id, ProtocolKind.AnthropicMessages, UpstreamDialect.Standard);
+            ToolNaming.WriteToolName(writer, "name"u8, document, call.Name, ProtocolKind.AnthropicMessages);
             writer.WritePropertyName("input"u8);
             JsonOut.ArgumentsAsObject(writer, document, call.Arguments);
             writer.WriteEndObject();

@@ -33,10 +33,11 @@ internal sealed class OpenAIToCompatibleTranslator : TranslationDirection
     {
         state = null;
         var document = JsonRead.Contiguous(clientBody, out var rented);
+        var request = default(OpenAIRequest);
         var scratch = new Buffers.PooledBufferWriter();
         try
         {
-            if (OpenAIRequest.Read(document, out var request) is { } refused)
+            if (OpenAIRequest.Read(document, out request) is { } refused)
             {
                 return TranslationResult.Fail(TranslationErrors.InvalidBody, refused);
             }
@@ -68,6 +69,7 @@ internal sealed class OpenAIToCompatibleTranslator : TranslationDirection
         }
         finally
         {
+            request.Dispose();
             scratch.Dispose();
             JsonRead.Release(rented, document.Length);
         }
