@@ -62,21 +62,11 @@ internal static class JsonOut
 
         if (arguments.Kind(document) == JsonTokenType.String)
         {
-            var reader = arguments.Reader(document);
-            reader.Read();
-            var text = new TextBuffer();
-            try
+            using var text = new ScratchString(document, arguments, stackalloc byte[ScratchString.StackSize]);
+            if (JsonRead.IsSingleObject(text.Span))
             {
-                text.Append(ref reader);
-                if (JsonRead.IsSingleObject(text.Span))
-                {
-                    writer.WriteRawValue(text.Span, skipInputValidation: true);
-                    return;
-                }
-            }
-            finally
-            {
-                text.Dispose();
+                writer.WriteRawValue(text.Span, skipInputValidation: true);
+                return;
             }
         }
 

@@ -26,6 +26,9 @@ internal readonly record struct JsonSlice(int Start, int Length)
     };
 }
 
+/// <summary>An object property as read: its name as a JSON string slice (quotes included, escapes as sent) and its value.</summary>
+internal readonly record struct JsonField(JsonSlice Name, bool NameIsEscaped, JsonSlice Value);
+
 /// <summary>Reading helpers over <see cref="Utf8JsonReader"/> that record where values are instead of copying them.</summary>
 internal static class JsonRead
 {

@@ -41,9 +41,13 @@ internal struct OpenAIRequest : IDisposable
     public JsonSlice FrequencyPenalty;
     public JsonSlice Modalities;
 
-    // Every element of messages in order; one that is not an object is kept (as a default entry) so a
-    // writer refuses it when it gets there, as reading it there would.
+    // Every element of messages (and of their tool_calls) in order; one that is not an object is kept (as
+    // a default entry) so a writer refuses it when it gets there, as reading it there would.
     private PooledList<OpenAIMessage> _messages;
+    private PooledList<OpenAIToolCall> _toolCalls;
+
+    // Every top-level property in order, for a writer that copies what it does not change as it came.
+    private PooledList<JsonField> _fields;
 
     public readonly int MessageCount => _messages.Count;
 
@@ -59,21 +63,26 @@ internal struct OpenAIRequest : IDisposable
 
         while (JsonRead.NextProperty(ref reader))
         {
+            var name = new JsonSlice((int)reader.TokenStartIndex, reader.ValueSpan.Length + 2);
+            var nameIsEscaped = reader.ValueIsEscaped;
             ref var slot = ref Slot(ref request, ref reader);
+            JsonSlice value;
             if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref slot))
             {
-                JsonRead.SkipPropertyValue(ref reader);
-                continue;
+                value = JsonRead.PropertyValue(ref reader, 0);
             }
-
-            if (slot.IsPresent)
+            else if (slot.IsPresent)
             {
                 return "The request body repeats a field.";
             }
+            else
+            {
+                value = slot = System.Runtime.CompilerServices.Unsafe.AreSame(ref slot, ref request.Messages)
+                    ? request.ReadMessages(ref reader)
+                    : JsonRead.PropertyValue(ref reader, 0);
+            }
 
-            slot = System.Runtime.CompilerServices.Unsafe.AreSame(ref slot, ref request.Messages)
-                ? request.ReadMessages(ref reader)
-                : JsonRead.PropertyValue(ref reader, 0);
+            request._fields.Add(new JsonField(name, nameIsEscaped, value));
         }
 
         if (!request.Messages.IsPresent || request.Messages.Kind(document) != JsonTokenType.StartArray)
@@ -96,7 +105,28 @@ internal struct OpenAIRequest : IDisposable
         return ref message;
     }
 
-    public void Dispose() => _messages.Dispose();
+    /// <summary>The tool call at <paramref name="index"/> (from <see cref="OpenAIMessage.FirstToolCall"/>); one that is not an object is refused here.</summary>
+    public readonly ref readonly OpenAIToolCall ToolCall(int index)
+    {
+        ref readonly var call = ref _toolCalls[index];
+        if (!call.IsObject)
+        {
+            throw new JsonException("A tool call must be an object.");
+        }
+
+        return ref call;
+    }
+
+    public readonly int FieldCount => _fields.Count;
+
+    public readonly ref readonly JsonField Field(int index) => ref _fields[index];
+
+    public void Dispose()
+    {
+        _messages.Dispose();
+        _toolCalls.Dispose();
+        _fields.Dispose();
+    }
 
     private JsonSlice ReadMessages(ref Utf8JsonReader reader)
     {
@@ -111,7 +141,7 @@ internal struct OpenAIRequest : IDisposable
         {
             if (reader.TokenType == JsonTokenType.StartObject)
             {
-                _messages.Add(OpenAIMessage.Read(ref reader, 0));
+                _messages.Add(OpenAIMessage.Read(ref reader, ref _toolCalls));
             }
             else
             {
@@ -294,20 +324,25 @@ internal struct OpenAIMessage
 {
     public bool IsObject;
     public OpenAIRole Role;
+    public JsonSlice Whole;
     public JsonSlice Content;
     public JsonSlice ToolCalls;
     public JsonSlice ToolCallId;
     public JsonSlice Name;
     public JsonSlice ReasoningContent;
 
-    /// <summary>Reads the message object the reader is on (StartObject); the reader ends on its EndObject.</summary>
-    public static OpenAIMessage Read(ref Utf8JsonReader reader, int origin)
-    {
-        if (reader.TokenType != JsonTokenType.StartObject)
-        {
-            throw new JsonException("A message must be an object.");
-        }
+    /// <summary>Where this message's tool calls start in the request's list (<see cref="OpenAIRequest.ToolCall"/>).</summary>
+    public int FirstToolCall;
+    public int ToolCallCount;
 
+    /// <summary>
+    /// Reads the message object the reader is on (StartObject, the reader over the whole body); the reader
+    /// ends on its EndObject. The elements of a tool_calls array go into <paramref name="toolCalls"/>.
+    /// </summary>
+    public static OpenAIMessage Read(ref Utf8JsonReader reader, ref PooledList<OpenAIToolCall> toolCalls)
+    {
+        const int origin = 0;
+        var start = (int)reader.TokenStartIndex;
         var message = new OpenAIMessage { IsObject = true };
         while (JsonRead.NextProperty(ref reader))
         {
@@ -327,7 +362,7 @@ internal struct OpenAIMessage
             }
             else if (reader.ValueTextEquals("tool_calls"u8))
             {
-                message.ToolCalls = JsonRead.PropertyValue(ref reader, origin);
+                message.ToolCalls = ReadToolCalls(ref reader, ref toolCalls, out message.FirstToolCall, out message.ToolCallCount);
             }
             else if (reader.ValueTextEquals("tool_call_id"u8))
             {
@@ -347,7 +382,37 @@ internal struct OpenAIMessage
             }
         }
 
+        message.Whole = new JsonSlice(start, (int)reader.BytesConsumed - start);
         return message;
+    }
+
+    private static JsonSlice ReadToolCalls(ref Utf8JsonReader reader, ref PooledList<OpenAIToolCall> toolCalls, out int first, out int count)
+    {
+        reader.Read();
+        first = toolCalls.Count;
+        count = 0;
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            return JsonRead.Value(ref reader, 0);
+        }
+
+        var start = (int)reader.TokenStartIndex;
+        while (JsonRead.NextElement(ref reader))
+        {
+            if (reader.TokenType == JsonTokenType.StartObject)
+            {
+                toolCalls.Add(OpenAIToolCall.Read(ref reader, 0));
+            }
+            else
+            {
+                toolCalls.Add(default);
+                reader.Skip();
+            }
+
+            count++;
+        }
+
+        return new JsonSlice(start, (int)reader.BytesConsumed - start);
     }
 }
 
@@ -436,6 +501,7 @@ internal struct OpenAIPart
 /// <summary>One <c>tool_calls[]</c> entry of an assistant message.</summary>
 internal struct OpenAIToolCall
 {
+    public bool IsObject;
     public JsonSlice Id;
     public JsonSlice Name;
     public JsonSlice Arguments;
@@ -448,7 +514,7 @@ internal struct OpenAIToolCall
             throw new JsonException("A tool call must be an object.");
         }
 
-        var call = default(OpenAIToolCall);
+        var call = new OpenAIToolCall { IsObject = true };
         while (JsonRead.NextProperty(ref reader))
         {
             if (reader.ValueTextEquals("id"u8))

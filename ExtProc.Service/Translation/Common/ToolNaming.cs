@@ -54,7 +54,7 @@ internal static class ToolNaming
     /// </summary>
     public static void WriteToolName(Utf8JsonWriter writer, ReadOnlySpan<byte> property, ReadOnlySpan<byte> document, JsonSlice name, ProtocolKind upstream)
     {
-        using var text = new ScratchString(document, name);
+        using var text = new ScratchString(document, name, stackalloc byte[ScratchString.StackSize]);
         if (IsValidName(text.Span, upstream, MaxNameLength(upstream)))
         {
             writer.WriteString(property, text.Span);
@@ -67,7 +67,7 @@ internal static class ToolNaming
     /// <summary>Writes the upstream form of a tool-call id from its JSON string slice; true when it was rewritten.</summary>
     public static bool WriteToolCallId(Utf8JsonWriter writer, ReadOnlySpan<byte> property, ReadOnlySpan<byte> document, JsonSlice id, ProtocolKind upstream, UpstreamDialect dialect)
     {
-        using var text = new ScratchString(document, id);
+        using var text = new ScratchString(document, id, stackalloc byte[ScratchString.StackSize]);
         if (IsValidId(text.Span, upstream, dialect))
         {
             writer.WriteString(property, text.Span);

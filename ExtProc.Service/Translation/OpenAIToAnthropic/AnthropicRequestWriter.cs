@@ -169,7 +169,7 @@ internal static class AnthropicRequestWriter
                     WriteToolResult(writer, document, message, state);
                     break;
                 case OpenAIRole.Assistant:
-                    WriteAssistant(writer, document, message, ref turn);
+                    WriteAssistant(writer, document, request, message, ref turn);
                     break;
                 default:
                     return "A message has a role Anthropic cannot carry.";
@@ -326,7 +326,7 @@ internal static class AnthropicRequestWriter
         writer.WriteEndObject();
     }
 
-    private static void WriteAssistant(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIMessage message, ref Turn turn)
+    private static void WriteAssistant(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, in OpenAIMessage message, ref Turn turn)
     {
         if (message.Content.Kind(document) == JsonTokenType.String && message.Content.Length > 2)
         {
@@ -349,16 +349,9 @@ internal static class AnthropicRequestWriter
             }
         }
 
-        if (message.ToolCalls.Kind(document) != JsonTokenType.StartArray)
+        for (var i = 0; i < message.ToolCallCount; i++)
         {
-            return;
-        }
-
-        var reader = message.ToolCalls.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
-        {
-            var call = OpenAIToolCall.Read(ref reader, message.ToolCalls.Start);
+            ref readonly var call = ref request.ToolCall(message.FirstToolCall + i);
             Open(writer, ref turn, Turn.Assistant);
             writer.WriteStartObject();
             writer.WriteString("type"u8, "tool_use"u8);

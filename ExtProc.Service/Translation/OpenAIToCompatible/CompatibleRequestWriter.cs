@@ -16,56 +16,51 @@ internal static class CompatibleRequestWriter
     private static ReadOnlySpan<byte> MistralBridge => "Done."u8;
 
     /// <summary>Writes the rewritten request; returns whether anything differs from the input.</summary>
-    public static bool Write(Utf8JsonWriter writer, ReadOnlySpan<byte> document, UpstreamDialect dialect)
+    public static bool Write(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, UpstreamDialect dialect)
     {
         var changed = false;
         var renameMaxTokens = dialect is UpstreamDialect.DeepSeek or UpstreamDialect.Qwen or UpstreamDialect.Mistral;
-        var hasMaxTokens = HasTopLevel(document, "max_tokens"u8);
-        var reader = new Utf8JsonReader(document, JsonRead.Options);
-        reader.Read();
+        Span<byte> scratch = stackalloc byte[ScratchString.StackSize];
         writer.WriteStartObject();
-        while (JsonRead.NextProperty(ref reader))
+        for (var i = 0; i < request.FieldCount; i++)
         {
-            if (reader.ValueTextEquals("messages"u8))
+            var field = request.Field(i);
+            using var name = new ScratchString(document, field.Name, scratch);
+            if (name.Span.SequenceEqual("messages"u8))
             {
-                var messages = JsonRead.PropertyValue(ref reader, 0);
                 writer.WritePropertyName("messages"u8);
-                changed |= WriteMessages(writer, document, messages, dialect);
+                changed |= WriteMessages(writer, document, request, dialect);
             }
-            else if (renameMaxTokens && reader.ValueTextEquals("max_completion_tokens"u8))
+            else if (renameMaxTokens && name.Span.SequenceEqual("max_completion_tokens"u8))
             {
-                var value = JsonRead.PropertyValue(ref reader, 0);
-                if (!hasMaxTokens)
+                if (!request.MaxTokens.IsPresent)
                 {
-                    JsonOut.Raw(writer, "max_tokens"u8, document, value);
+                    JsonOut.Raw(writer, "max_tokens"u8, document, field.Value);
                 }
 
                 changed = true;
             }
-            else if (dialect == UpstreamDialect.Mistral && reader.ValueTextEquals("seed"u8))
+            else if (dialect == UpstreamDialect.Mistral && name.Span.SequenceEqual("seed"u8))
             {
-                JsonOut.Raw(writer, "random_seed"u8, document, JsonRead.PropertyValue(ref reader, 0));
+                JsonOut.Raw(writer, "random_seed"u8, document, field.Value);
                 changed = true;
             }
-            else if (dialect == UpstreamDialect.Mistral && reader.ValueTextEquals("tool_choice"u8))
+            else if (dialect == UpstreamDialect.Mistral && name.Span.SequenceEqual("tool_choice"u8))
             {
-                var value = JsonRead.PropertyValue(ref reader, 0);
-                if (JsonRead.StringEquals(document, value, "required"u8))
+                if (JsonRead.StringEquals(document, field.Value, "required"u8))
                 {
                     writer.WriteString("tool_choice"u8, "any"u8);
                     changed = true;
                 }
                 else
                 {
-                    JsonOut.Raw(writer, "tool_choice"u8, document, value);
+                    JsonOut.Raw(writer, "tool_choice"u8, document, field.Value);
                 }
             }
             else
             {
-                var name = reader.ValueSpan;
-                var escaped = reader.ValueIsEscaped ? reader.GetString() : null;
-                var value = JsonRead.PropertyValue(ref reader, 0);
-                JsonOut.Raw(writer, name, escaped, document, value);
+                var escaped = field.NameIsEscaped ? JsonRead.GetString(document, field.Name) : null;
+                JsonOut.Raw(writer, field.Name.In(document)[1..^1], escaped, document, field.Value);
             }
         }
 
@@ -73,43 +68,14 @@ internal static class CompatibleRequestWriter
         return changed;
     }
 
-    private static bool HasTopLevel(ReadOnlySpan<byte> document, ReadOnlySpan<byte> name)
+    private static bool WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, UpstreamDialect dialect)
     {
-        var reader = new Utf8JsonReader(document, JsonRead.Options);
-        reader.Read();
-        while (JsonRead.NextProperty(ref reader))
-        {
-            if (reader.ValueTextEquals(name))
-            {
-                return true;
-            }
-
-            JsonRead.SkipPropertyValue(ref reader);
-        }
-
-        return false;
-    }
-
-    private static bool WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages, UpstreamDialect dialect)
-    {
-        if (messages.Kind(document) != JsonTokenType.StartArray)
-        {
-            writer.WriteRawValue(messages.In(document), skipInputValidation: true);
-            return false;
-        }
-
         var changed = false;
         var previous = OpenAIRole.Unknown;
         writer.WriteStartArray();
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var start = (int)reader.TokenStartIndex;
-            var probe = reader;
-            var message = OpenAIMessage.Read(ref probe, messages.Start);
-            reader.Skip();
-            var slice = new JsonSlice(messages.Start + start, (int)reader.BytesConsumed - start);
+            ref readonly var message = ref request.Message(i);
             if (dialect == UpstreamDialect.Mistral && previous == OpenAIRole.Tool && message.Role == OpenAIRole.User)
             {
                 writer.WriteStartObject();
@@ -119,7 +85,7 @@ internal static class CompatibleRequestWriter
                 changed = true;
             }
 
-            changed |= WriteMessage(writer, document, slice, message, dialect);
+            changed |= WriteMessage(writer, document, message.Whole, message, dialect);
             previous = message.Role;
         }
 

@@ -52,7 +52,7 @@ internal sealed class OpenAIToCompatibleTranslator : TranslationDirection
 
             // The model name is the routing stage's business (a header or path for Azure); the body keeps the client's.
             var writer = JsonOut.Writer(scratch);
-            var changed = CompatibleRequestWriter.Write(writer, document, Dialect);
+            var changed = CompatibleRequestWriter.Write(writer, document, request, Dialect);
             writer.Flush();
             if (!changed)
             {

@@ -21,15 +21,15 @@ internal static class GeminiRequestWriter
     public static string? Write(ReadOnlySpan<byte> document, in OpenAIRequest request, TranslationState state, IBufferWriter<byte> output)
     {
         var jsonSchema = GeminiSchema.TakesJsonSchema(state.UpstreamModel);
-        var toolNames = ToolNamesById(document, request.Messages);
+        var toolNames = ToolNamesById(document, request);
         var writer = JsonOut.Writer(output);
         writer.WriteStartObject();
-        if (WriteContents(writer, document, request.Messages, toolNames) is { } refused)
+        if (WriteContents(writer, document, request, toolNames) is { } refused)
         {
             return refused;
         }
 
-        WriteSystem(writer, document, request.Messages);
+        WriteSystem(writer, document, request);
         if (request.Tools.Kind(document) == JsonTokenType.StartArray && WriteTools(writer, document, request.Tools, state, jsonSchema) is { } badTool)
         {
             return badTool;
@@ -43,24 +43,20 @@ internal static class GeminiRequestWriter
     }
 
     /// <summary>tool_call_id → function name, from the assistant turns of this request (functionResponse needs the name).</summary>
-    private static Dictionary<string, string> ToolNamesById(ReadOnlySpan<byte> document, JsonSlice messages)
+    private static Dictionary<string, string> ToolNamesById(ReadOnlySpan<byte> document, in OpenAIRequest request)
     {
         var names = new Dictionary<string, string>(StringComparer.Ordinal);
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var message = OpenAIMessage.Read(ref reader, messages.Start);
-            if (message.Role != OpenAIRole.Assistant || message.ToolCalls.Kind(document) != JsonTokenType.StartArray)
+            ref readonly var message = ref request.Message(i);
+            if (message.Role != OpenAIRole.Assistant)
             {
                 continue;
             }
 
-            var calls = message.ToolCalls.Reader(document);
-            calls.Read();
-            while (JsonRead.NextElement(ref calls))
+            for (var j = 0; j < message.ToolCallCount; j++)
             {
-                var call = OpenAIToolCall.Read(ref calls, message.ToolCalls.Start);
+                ref readonly var call = ref request.ToolCall(message.FirstToolCall + j);
                 if (JsonRead.GetString(document, call.Id) is { } id && JsonRead.GetString(document, call.Name) is { } name)
                 {
                     names[id] = ToolNaming.UpstreamToolName(name, ProtocolKind.Gemini);
@@ -71,14 +67,12 @@ internal static class GeminiRequestWriter
         return names;
     }
 
-    private static void WriteSystem(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages)
+    private static void WriteSystem(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request)
     {
         var started = false;
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            ref readonly var message = ref request.Message(i);
             if (message.Role is not (OpenAIRole.System or OpenAIRole.Developer))
             {
                 continue;
@@ -157,15 +151,13 @@ internal static class GeminiRequestWriter
         turn = wanted;
     }
 
-    private static string? WriteContents(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages, Dictionary<string, string> toolNames)
+    private static string? WriteContents(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, Dictionary<string, string> toolNames)
     {
         writer.WriteStartArray("contents"u8);
         var turn = Turn.None;
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            ref readonly var message = ref request.Message(i);
             switch (message.Role)
             {
                 case OpenAIRole.System or OpenAIRole.Developer:
@@ -182,7 +174,7 @@ internal static class GeminiRequestWriter
                     WriteFunctionResponse(writer, document, message, toolNames);
                     break;
                 case OpenAIRole.Assistant:
-                    WriteModel(writer, document, message, ref turn);
+                    WriteModel(writer, document, request, message, ref turn);
                     break;
                 default:
                     return "A message has a role Gemini cannot carry.";
@@ -325,7 +317,7 @@ internal static class GeminiRequestWriter
         writer.WriteEndObject();
     }
 
-    private static void WriteModel(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIMessage message, ref Turn turn)
+    private static void WriteModel(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, in OpenAIMessage message, ref Turn turn)
     {
         if (message.Content.Kind(document) == JsonTokenType.String && message.Content.Length > 2)
         {
@@ -338,21 +330,14 @@ internal static class GeminiRequestWriter
             WriteTextParts(writer, document, message.Content);
         }
 
-        if (message.ToolCalls.Kind(document) != JsonTokenType.StartArray)
+        for (var i = 0; i < message.ToolCallCount; i++)
         {
-            return;
-        }
-
-        var first = true;
-        var reader = message.ToolCalls.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
-        {
-            var call = OpenAIToolCall.Read(ref reader, message.ToolCalls.Start);
+            ref readonly var call = ref request.ToolCall(message.FirstToolCall + i);
+            var first = i == 0;
             Open(writer, ref turn, Turn.Model);
             writer.WriteStartObject();
             writer.WriteStartObject("functionCall"u8);
-            writer.WriteString("name"u8, ToolNaming.UpstreamToolName(JsonRead.GetString(document, call.Name) ?? string.Empty, ProtocolKind.Gemini));
+            ToolNaming.WriteToolName(writer, "name"u8, document, call.Name, ProtocolKind.Gemini);
             writer.WritePropertyName("args"u8);
             JsonOut.ArgumentsAsObject(writer, document, call.Arguments);
             writer.WriteEndObject();
@@ -367,7 +352,6 @@ internal static class GeminiRequestWriter
                 writer.WriteString("thoughtSignature"u8, DummySignature);
             }
 
-            first = false;
             writer.WriteEndObject();
         }
     }
