@@ -2,8 +2,12 @@ using System.Text.Json;
 
 namespace ExtProc.Translation.Common;
 
-/// <summary>Where the fields of an Anthropic Messages request are (one pass over the top level; repeated fields refused).</summary>
-internal struct AnthropicRequest
+/// <summary>
+/// Where the fields of an Anthropic Messages request are, found in one pass over the body: the top level
+/// (repeated fields refused), each message and its content blocks (so writers walk them without reading
+/// them again). Pooled: dispose it.
+/// </summary>
+internal struct AnthropicRequest : IDisposable
 {
     public JsonSlice Model;
     public JsonSlice MaxTokens;
@@ -17,6 +21,34 @@ internal struct AnthropicRequest
     public JsonSlice Stream;
     public JsonSlice Metadata;
     public JsonSlice Thinking;
+
+    // Every element of messages (and of their content arrays) in order; one that is not an object is kept
+    // (as a default entry) so a writer refuses it when it gets there, as reading it there would.
+    private PooledList<AnthropicMessage> _messages;
+    private PooledList<AnthropicInputBlock> _blocks;
+
+    public readonly int MessageCount => _messages.Count;
+
+    /// <summary>The message at <paramref name="index"/>; check <see cref="AnthropicMessage.IsObject"/>.</summary>
+    public readonly ref readonly AnthropicMessage Message(int index) => ref _messages[index];
+
+    /// <summary>The content block at <paramref name="index"/> (from <see cref="AnthropicMessage.FirstBlock"/>); one that is not an object is refused here.</summary>
+    public readonly ref readonly AnthropicInputBlock Block(int index)
+    {
+        ref readonly var block = ref _blocks[index];
+        if (!block.IsObject)
+        {
+            throw new JsonException("A content block must be an object.");
+        }
+
+        return ref block;
+    }
+
+    public void Dispose()
+    {
+        _messages.Dispose();
+        _blocks.Dispose();
+    }
 
     public static string? Read(ReadOnlySpan<byte> document, out AnthropicRequest request)
     {
@@ -41,10 +73,37 @@ internal struct AnthropicRequest
                 return "The request body repeats a field.";
             }
 
-            slot = JsonRead.PropertyValue(ref reader, 0);
+            slot = global::System.Runtime.CompilerServices.Unsafe.AreSame(ref slot, ref request.Messages)
+                ? request.ReadMessages(ref reader)
+                : JsonRead.PropertyValue(ref reader, 0);
         }
 
         return request.Messages.Kind(document) != JsonTokenType.StartArray ? "The request needs a messages array." : null;
+    }
+
+    private JsonSlice ReadMessages(ref Utf8JsonReader reader)
+    {
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            return JsonRead.Value(ref reader, 0);
+        }
+
+        var start = (int)reader.TokenStartIndex;
+        while (JsonRead.NextElement(ref reader))
+        {
+            if (reader.TokenType == JsonTokenType.StartObject)
+            {
+                _messages.Add(AnthropicMessage.Read(ref reader, ref _blocks));
+            }
+            else
+            {
+                _messages.Add(default);
+                reader.Skip();
+            }
+        }
+
+        return new JsonSlice(start, (int)reader.BytesConsumed - start);
     }
 
     private static ref JsonSlice Slot(ref AnthropicRequest r, ref Utf8JsonReader reader)
@@ -113,9 +172,72 @@ internal struct AnthropicRequest
     }
 }
 
+/// <summary>One message of an Anthropic request; a content array's blocks are in the request's list.</summary>
+internal struct AnthropicMessage
+{
+    public bool IsObject;
+    public JsonSlice Role;
+    public JsonSlice Content;
+    public int FirstBlock;
+    public int BlockCount;
+
+    /// <summary>Reads the message object the reader is on (the reader over the whole body); the blocks of a content array go into <paramref name="blocks"/>.</summary>
+    public static AnthropicMessage Read(ref Utf8JsonReader reader, ref PooledList<AnthropicInputBlock> blocks)
+    {
+        var message = new AnthropicMessage { IsObject = true };
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (reader.ValueTextEquals("role"u8))
+            {
+                message.Role = JsonRead.PropertyValue(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("content"u8))
+            {
+                message.Content = ReadContent(ref reader, ref blocks, out message.FirstBlock, out message.BlockCount);
+            }
+            else
+            {
+                JsonRead.SkipPropertyValue(ref reader);
+            }
+        }
+
+        return message;
+    }
+
+    private static JsonSlice ReadContent(ref Utf8JsonReader reader, ref PooledList<AnthropicInputBlock> blocks, out int first, out int count)
+    {
+        reader.Read();
+        first = blocks.Count;
+        count = 0;
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            return JsonRead.Value(ref reader, 0);
+        }
+
+        var start = (int)reader.TokenStartIndex;
+        while (JsonRead.NextElement(ref reader))
+        {
+            if (reader.TokenType == JsonTokenType.StartObject)
+            {
+                blocks.Add(AnthropicInputBlock.Read(ref reader, 0));
+            }
+            else
+            {
+                blocks.Add(default);
+                reader.Skip();
+            }
+
+            count++;
+        }
+
+        return new JsonSlice(start, (int)reader.BytesConsumed - start);
+    }
+}
+
 /// <summary>An Anthropic input content block (request side).</summary>
 internal struct AnthropicInputBlock
 {
+    public bool IsObject;
     public JsonSlice Type;
     public JsonSlice Text;
     public JsonSlice Id;
@@ -133,7 +255,7 @@ internal struct AnthropicInputBlock
             throw new JsonException("A content block must be an object.");
         }
 
-        var block = default(AnthropicInputBlock);
+        var block = new AnthropicInputBlock { IsObject = true };
         while (JsonRead.NextProperty(ref reader))
         {
             if (reader.ValueTextEquals("type"u8))

@@ -94,6 +94,12 @@ internal static class JsonRead
             return false;
         }
 
+        var raw = slice.In(document)[1..^1];
+        if (raw.IndexOf((byte)'\\') < 0)
+        {
+            return raw.SequenceEqual(text); // nothing to unescape: the bytes are the text
+        }
+
         var reader = slice.Reader(document);
         reader.Read();
         return reader.ValueTextEquals(text);
