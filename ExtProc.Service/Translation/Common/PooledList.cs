@@ -28,6 +28,9 @@ internal struct PooledList<T>
         _items[Count++] = item;
     }
 
+    /// <summary>Empties the list and keeps its array for reuse.</summary>
+    public void Clear() => Count = 0;
+
     public void Dispose()
     {
         Release();

@@ -21,7 +21,7 @@ internal static class GeminiRequestWriter
     public static string? Write(ReadOnlySpan<byte> document, in OpenAIRequest request, TranslationState state, IBufferWriter<byte> output)
     {
         var jsonSchema = GeminiSchema.TakesJsonSchema(state.UpstreamModel);
-        var toolNames = ToolNamesById(document, request);
+        var toolNames = ToolCallLookup.For(document, request);
         var writer = JsonOut.Writer(output);
         writer.WriteStartObject();
         if (WriteContents(writer, document, request, toolNames) is { } refused)
@@ -40,31 +40,6 @@ internal static class GeminiRequestWriter
         writer.WriteEndObject();
         writer.Flush();
         return null;
-    }
-
-    /// <summary>tool_call_id → function name, from the assistant turns of this request (functionResponse needs the name).</summary>
-    private static Dictionary<string, string> ToolNamesById(ReadOnlySpan<byte> document, in OpenAIRequest request)
-    {
-        var names = new Dictionary<string, string>(StringComparer.Ordinal);
-        for (var i = 0; i < request.MessageCount; i++)
-        {
-            ref readonly var message = ref request.Message(i);
-            if (message.Role != OpenAIRole.Assistant)
-            {
-                continue;
-            }
-
-            for (var j = 0; j < message.ToolCallCount; j++)
-            {
-                ref readonly var call = ref request.ToolCall(message.FirstToolCall + j);
-                if (JsonRead.GetString(document, call.Id) is { } id && JsonRead.GetString(document, call.Name) is { } name)
-                {
-                    names[id] = ToolNaming.UpstreamToolName(name, ProtocolKind.Gemini);
-                }
-            }
-        }
-
-        return names;
     }
 
     private static void WriteSystem(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request)
@@ -151,7 +126,7 @@ internal static class GeminiRequestWriter
         turn = wanted;
     }
 
-    private static string? WriteContents(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, Dictionary<string, string> toolNames)
+    private static string? WriteContents(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, ToolCallLookup toolNames)
     {
         writer.WriteStartArray("contents"u8);
         var turn = Turn.None;
@@ -171,7 +146,7 @@ internal static class GeminiRequestWriter
                     break;
                 case OpenAIRole.Tool:
                     Open(writer, ref turn, Turn.User);
-                    WriteFunctionResponse(writer, document, message, toolNames);
+                    WriteFunctionResponse(writer, document, request, message, toolNames);
                     break;
                 case OpenAIRole.Assistant:
                     WriteModel(writer, document, request, message, ref turn);
@@ -264,23 +239,37 @@ internal static class GeminiRequestWriter
         }
     }
 
-    private static void WriteFunctionResponse(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIMessage message, Dictionary<string, string> toolNames)
+    private static void WriteFunctionResponse(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, in OpenAIMessage message, ToolCallLookup toolNames)
     {
-        var id = JsonRead.GetString(document, message.ToolCallId) ?? string.Empty;
         writer.WriteStartObject();
         writer.WriteStartObject("functionResponse"u8);
-        writer.WriteString("name"u8, toolNames.TryGetValue(id, out var name) ? name : "unknown_tool");
+        using (var id = new ScratchString(document, message.ToolCallId, stackalloc byte[ScratchString.StackSize]))
+        {
+            var call = toolNames.Find(document, request, id.Span);
+            if (call >= 0)
+            {
+                ToolNaming.WriteToolName(writer, "name"u8, document, request.ToolCall(call).Name, ProtocolKind.Gemini);
+            }
+            else
+            {
+                writer.WriteString("name"u8, "unknown_tool"u8);
+            }
+        }
+
         writer.WritePropertyName("response"u8);
+        if (message.Content.Kind(document) == JsonTokenType.String)
+        {
+            using var content = new ScratchString(document, message.Content, stackalloc byte[ScratchString.StackSize]);
+            WriteResponseValue(writer, content.Span);
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+            return;
+        }
+
         var text = new TextBuffer();
         try
         {
-            if (message.Content.Kind(document) == JsonTokenType.String)
-            {
-                var reader = message.Content.Reader(document);
-                reader.Read();
-                text.Append(ref reader);
-            }
-            else if (message.Content.Kind(document) == JsonTokenType.StartArray)
+            if (message.Content.Kind(document) == JsonTokenType.StartArray)
             {
                 var parts = message.Content.Reader(document);
                 parts.Read();
@@ -296,17 +285,7 @@ internal static class GeminiRequestWriter
                 }
             }
 
-            // A JSON object result is the response itself; anything else is wrapped as {"output": …}.
-            if (JsonRead.IsSingleObject(text.Span))
-            {
-                writer.WriteRawValue(text.Span, skipInputValidation: true);
-            }
-            else
-            {
-                writer.WriteStartObject();
-                writer.WriteString("output"u8, text.Span);
-                writer.WriteEndObject();
-            }
+            WriteResponseValue(writer, text.Span);
         }
         finally
         {
@@ -315,6 +294,21 @@ internal static class GeminiRequestWriter
 
         writer.WriteEndObject();
         writer.WriteEndObject();
+    }
+
+    /// <summary>A JSON object result is the response itself; anything else is wrapped as {"output": …}.</summary>
+    private static void WriteResponseValue(Utf8JsonWriter writer, ReadOnlySpan<byte> text)
+    {
+        if (JsonRead.IsSingleObject(text))
+        {
+            writer.WriteRawValue(text, skipInputValidation: true);
+        }
+        else
+        {
+            writer.WriteStartObject();
+            writer.WriteString("output"u8, text);
+            writer.WriteEndObject();
+        }
     }
 
     private static void WriteModel(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, in OpenAIMessage message, ref Turn turn)
