@@ -172,8 +172,8 @@ internal static class OpenAIRequestWriter
         {
             Bridge(writer, dialect, ref lastWasTool);
             writer.WriteStartObject();
-            writer.WriteString("role"u8, "user"u8);
-            JsonOut.Raw(writer, "content"u8, document, content);
+            writer.WriteString(JsonNames.Role, JsonNames.User);
+            JsonOut.Raw(writer, JsonNames.Content, document, content);
             writer.WriteEndObject();
             return null;
         }
@@ -209,16 +209,16 @@ internal static class OpenAIRequestWriter
 
         Bridge(writer, dialect, ref lastWasTool);
         writer.WriteStartObject();
-        writer.WriteString("role"u8, "user"u8);
-        writer.WriteStartArray("content"u8);
+        writer.WriteString(JsonNames.Role, JsonNames.User);
+        writer.WriteStartArray(JsonNames.Content);
         for (var i = 0; i < message.BlockCount; i++)
         {
             ref readonly var block = ref request.Block(message.FirstBlock + i);
             if (block.Is(document, "text"u8))
             {
                 writer.WriteStartObject();
-                writer.WriteString("type"u8, "text"u8);
-                JsonOut.Raw(writer, "text"u8, document, block.Text);
+                writer.WriteString(JsonNames.Type, JsonNames.Text);
+                JsonOut.Raw(writer, JsonNames.Text, document, block.Text);
                 writer.WriteEndObject();
             }
             else if ((block.Is(document, "image"u8) || block.Is(document, "document"u8))
@@ -238,7 +238,7 @@ internal static class OpenAIRequestWriter
         if (lastWasTool && dialect == UpstreamDialect.Mistral)
         {
             writer.WriteStartObject();
-            writer.WriteString("role"u8, "assistant"u8);
+            writer.WriteString(JsonNames.Role, JsonNames.Assistant);
             writer.WriteString("content"u8, MistralBridge);
             writer.WriteEndObject();
         }
@@ -328,8 +328,8 @@ internal static class OpenAIRequestWriter
     private static void WriteToolMessage(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in AnthropicInputBlock block, UpstreamDialect dialect)
     {
         writer.WriteStartObject();
-        writer.WriteString("role"u8, "tool"u8);
-        ToolNaming.WriteToolCallId(writer, "tool_call_id"u8, document, block.ToolUseId, ProtocolKind.OpenAiChat, dialect);
+        writer.WriteString(JsonNames.Role, JsonNames.Tool);
+        ToolNaming.WriteToolCallId(writer, JsonNames.ToolCallId, document, block.ToolUseId, ProtocolKind.OpenAiChat, dialect);
         var text = new TextBuffer();
         try
         {
@@ -349,7 +349,7 @@ internal static class OpenAIRequestWriter
                 AppendTexts(ref text, document, block.Content, separator: "\n"u8);
             }
 
-            writer.WriteString("content"u8, text.Span);
+            writer.WriteString(JsonNames.Content, text.Span);
         }
         finally
         {
@@ -363,10 +363,10 @@ internal static class OpenAIRequestWriter
     {
         var content = message.Content;
         writer.WriteStartObject();
-        writer.WriteString("role"u8, "assistant"u8);
+        writer.WriteString(JsonNames.Role, JsonNames.Assistant);
         if (content.Kind(document) == JsonTokenType.String)
         {
-            JsonOut.Raw(writer, "content"u8, document, content);
+            JsonOut.Raw(writer, JsonNames.Content, document, content);
             writer.WriteEndObject();
             return;
         }
@@ -405,11 +405,11 @@ internal static class OpenAIRequestWriter
 
             if (text.Length > 0)
             {
-                writer.WriteString("content"u8, text.Span);
+                writer.WriteString(JsonNames.Content, text.Span);
             }
             else if (dialect != UpstreamDialect.Mistral)
             {
-                writer.WriteNull("content"u8); // Mistral refuses null fields; everyone else expects the key
+                writer.WriteNull(JsonNames.Content); // Mistral refuses null fields; everyone else expects the key
             }
 
             // DeepSeek's thinking mode wants the reasoning of a tool-calling turn back.
@@ -434,7 +434,7 @@ internal static class OpenAIRequestWriter
 
     private static void WriteToolCalls(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in AnthropicRequest request, in AnthropicMessage message, UpstreamDialect dialect)
     {
-        writer.WriteStartArray("tool_calls"u8);
+        writer.WriteStartArray(JsonNames.ToolCalls);
         for (var i = 0; i < message.BlockCount; i++)
         {
             ref readonly var block = ref request.Block(message.FirstBlock + i);
@@ -444,10 +444,10 @@ internal static class OpenAIRequestWriter
             }
 
             writer.WriteStartObject();
-            ToolNaming.WriteToolCallId(writer, "id"u8, document, block.Id, ProtocolKind.OpenAiChat, dialect);
-            writer.WriteString("type"u8, "function"u8);
-            writer.WriteStartObject("function"u8);
-            ToolNaming.WriteToolName(writer, "name"u8, document, block.Name, ProtocolKind.OpenAiChat);
+            ToolNaming.WriteToolCallId(writer, JsonNames.Id, document, block.Id, ProtocolKind.OpenAiChat, dialect);
+            writer.WriteString(JsonNames.Type, JsonNames.Function);
+            writer.WriteStartObject(JsonNames.Function);
+            ToolNaming.WriteToolName(writer, JsonNames.Name, document, block.Name, ProtocolKind.OpenAiChat);
             JsonOut.ObjectAsArgumentsProperty(writer, document, block.Input);
             writer.WriteEndObject();
             writer.WriteEndObject();

@@ -33,6 +33,13 @@ internal static class JsonOut
         writer.WriteRawValue(value.In(document), skipInputValidation: true);
     }
 
+    /// <summary>Writes a value exactly as the input had it, under a pre-encoded name.</summary>
+    public static void Raw(Utf8JsonWriter writer, JsonEncodedText name, ReadOnlySpan<byte> document, JsonSlice value)
+    {
+        writer.WritePropertyName(name);
+        writer.WriteRawValue(value.In(document), skipInputValidation: true);
+    }
+
     /// <summary>Copies a property whose name was read raw (<paramref name="escapedName"/> is its unescaped form when it had escapes).</summary>
     public static void Raw(Utf8JsonWriter writer, ReadOnlySpan<byte> rawName, string? escapedName, ReadOnlySpan<byte> document, JsonSlice value)
     {
@@ -89,7 +96,7 @@ internal static class JsonOut
     /// <summary>Writes <c>"arguments": "&lt;object as a string&gt;"</c> from an object value (<c>{}</c> when absent).</summary>
     public static void ObjectAsArgumentsProperty(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice value)
     {
-        writer.WritePropertyName("arguments"u8);
+        writer.WritePropertyName(JsonNames.Arguments);
         ObjectAsArguments(writer, value.Kind(document) == JsonTokenType.StartObject ? value.In(document) : default);
     }
 

@@ -52,9 +52,9 @@ internal static class ToolNaming
     /// Writes the upstream form of a tool name from its JSON string slice: a name that needs no rewrite (the
     /// usual case) goes out from the body's bytes with no string made.
     /// </summary>
-    public static void WriteToolName(Utf8JsonWriter writer, ReadOnlySpan<byte> property, ReadOnlySpan<byte> document, JsonSlice name, ProtocolKind upstream)
+    public static void WriteToolName(Utf8JsonWriter writer, JsonEncodedText property, ReadOnlySpan<byte> document, JsonSlice name, ProtocolKind upstream)
     {
-        using var text = new ScratchString(document, name, stackalloc byte[ScratchString.StackSize]);
+        using var text = new ScratchString(document, name);
         if (IsValidName(text.Span, upstream, MaxNameLength(upstream)))
         {
             writer.WriteString(property, text.Span);
@@ -65,9 +65,9 @@ internal static class ToolNaming
     }
 
     /// <summary>Writes the upstream form of a tool-call id from its JSON string slice; true when it was rewritten.</summary>
-    public static bool WriteToolCallId(Utf8JsonWriter writer, ReadOnlySpan<byte> property, ReadOnlySpan<byte> document, JsonSlice id, ProtocolKind upstream, UpstreamDialect dialect)
+    public static bool WriteToolCallId(Utf8JsonWriter writer, JsonEncodedText property, ReadOnlySpan<byte> document, JsonSlice id, ProtocolKind upstream, UpstreamDialect dialect)
     {
-        using var text = new ScratchString(document, id, stackalloc byte[ScratchString.StackSize]);
+        using var text = new ScratchString(document, id);
         if (IsValidId(text.Span, upstream, dialect))
         {
             writer.WriteString(property, text.Span);

@@ -141,8 +141,8 @@ internal static class AnthropicRequestWriter
         }
 
         writer.WriteStartObject();
-        writer.WriteString("type"u8, "text"u8);
-        JsonOut.Raw(writer, "text"u8, document, text);
+        writer.WriteString(JsonNames.Type, JsonNames.Text);
+        JsonOut.Raw(writer, JsonNames.Text, document, text);
         writer.WriteEndObject();
     }
 
@@ -201,8 +201,8 @@ internal static class AnthropicRequestWriter
         }
 
         writer.WriteStartObject();
-        writer.WriteString("role"u8, wanted == Turn.User ? "user"u8 : "assistant"u8);
-        writer.WriteStartArray("content"u8);
+        writer.WriteString(JsonNames.Role, wanted == Turn.User ? JsonNames.User : JsonNames.Assistant);
+        writer.WriteStartArray(JsonNames.Content);
         turn = wanted;
     }
 
@@ -310,11 +310,11 @@ internal static class AnthropicRequestWriter
     private static void WriteToolResult(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIMessage message, TranslationState state)
     {
         writer.WriteStartObject();
-        writer.WriteString("type"u8, "tool_result"u8);
-        ToolNaming.WriteToolCallId(writer, "tool_use_id"u8, document, message.ToolCallId, ProtocolKind.AnthropicMessages, state.Dialect);
+        writer.WriteString(JsonNames.Type, JsonNames.ToolResult);
+        ToolNaming.WriteToolCallId(writer, JsonNames.ToolUseId, document, message.ToolCallId, ProtocolKind.AnthropicMessages, state.Dialect);
         if (message.Content.Kind(document) == JsonTokenType.String)
         {
-            JsonOut.Raw(writer, "content"u8, document, message.Content);
+            JsonOut.Raw(writer, JsonNames.Content, document, message.Content);
         }
         else if (message.Content.Kind(document) == JsonTokenType.StartArray)
         {
@@ -354,10 +354,10 @@ internal static class AnthropicRequestWriter
             ref readonly var call = ref request.ToolCall(message.FirstToolCall + i);
             Open(writer, ref turn, Turn.Assistant);
             writer.WriteStartObject();
-            writer.WriteString("type"u8, "tool_use"u8);
-            ToolNaming.WriteToolCallId(writer, "id"u8, document, call.Id, ProtocolKind.AnthropicMessages, UpstreamDialect.Standard);
-            ToolNaming.WriteToolName(writer, "name"u8, document, call.Name, ProtocolKind.AnthropicMessages);
-            writer.WritePropertyName("input"u8);
+            writer.WriteString(JsonNames.Type, JsonNames.ToolUse);
+            ToolNaming.WriteToolCallId(writer, JsonNames.Id, document, call.Id, ProtocolKind.AnthropicMessages, UpstreamDialect.Standard);
+            ToolNaming.WriteToolName(writer, JsonNames.Name, document, call.Name, ProtocolKind.AnthropicMessages);
+            writer.WritePropertyName(JsonNames.Input);
             JsonOut.ArgumentsAsObject(writer, document, call.Arguments);
             writer.WriteEndObject();
         }

@@ -103,7 +103,7 @@ internal static class GeminiRequestWriter
         }
 
         writer.WriteStartObject();
-        JsonOut.Raw(writer, "text"u8, document, text);
+        JsonOut.Raw(writer, JsonNames.Text, document, text);
         writer.WriteEndObject();
     }
 
@@ -121,8 +121,8 @@ internal static class GeminiRequestWriter
         }
 
         writer.WriteStartObject();
-        writer.WriteString("role"u8, wanted == Turn.User ? "user"u8 : "model"u8);
-        writer.WriteStartArray("parts"u8);
+        writer.WriteString(JsonNames.Role, wanted == Turn.User ? JsonNames.User : JsonNames.Model);
+        writer.WriteStartArray(JsonNames.Parts);
         turn = wanted;
     }
 
@@ -242,21 +242,21 @@ internal static class GeminiRequestWriter
     private static void WriteFunctionResponse(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, in OpenAIMessage message, ToolCallLookup toolNames)
     {
         writer.WriteStartObject();
-        writer.WriteStartObject("functionResponse"u8);
+        writer.WriteStartObject(JsonNames.FunctionResponse);
         using (var id = new ScratchString(document, message.ToolCallId, stackalloc byte[ScratchString.StackSize]))
         {
             var call = toolNames.Find(document, request, id.Span);
             if (call >= 0)
             {
-                ToolNaming.WriteToolName(writer, "name"u8, document, request.ToolCall(call).Name, ProtocolKind.Gemini);
+                ToolNaming.WriteToolName(writer, JsonNames.Name, document, request.ToolCall(call).Name, ProtocolKind.Gemini);
             }
             else
             {
-                writer.WriteString("name"u8, "unknown_tool"u8);
+                writer.WriteString(JsonNames.Name, "unknown_tool"u8);
             }
         }
 
-        writer.WritePropertyName("response"u8);
+        writer.WritePropertyName(JsonNames.Response);
         if (message.Content.Kind(document) == JsonTokenType.String)
         {
             using var content = new ScratchString(document, message.Content, stackalloc byte[ScratchString.StackSize]);
@@ -330,20 +330,20 @@ internal static class GeminiRequestWriter
             var first = i == 0;
             Open(writer, ref turn, Turn.Model);
             writer.WriteStartObject();
-            writer.WriteStartObject("functionCall"u8);
-            ToolNaming.WriteToolName(writer, "name"u8, document, call.Name, ProtocolKind.Gemini);
-            writer.WritePropertyName("args"u8);
+            writer.WriteStartObject(JsonNames.FunctionCall);
+            ToolNaming.WriteToolName(writer, JsonNames.Name, document, call.Name, ProtocolKind.Gemini);
+            writer.WritePropertyName(JsonNames.Args);
             JsonOut.ArgumentsAsObject(writer, document, call.Arguments);
             writer.WriteEndObject();
 
             // Gemini 3 wants the signature of a turn's first function call back (the client echoes it in extra_content).
             if (call.ThoughtSignature.Kind(document) == JsonTokenType.String)
             {
-                JsonOut.Raw(writer, "thoughtSignature"u8, document, call.ThoughtSignature);
+                JsonOut.Raw(writer, JsonNames.ThoughtSignature, document, call.ThoughtSignature);
             }
             else if (first)
             {
-                writer.WriteString("thoughtSignature"u8, DummySignature);
+                writer.WriteString(JsonNames.ThoughtSignature, DummySignature);
             }
 
             writer.WriteEndObject();
