@@ -65,33 +65,54 @@ internal static class ToolNaming
     }
 
     /// <summary>Writes the upstream form of a tool-call id from its JSON string slice; true when it was rewritten.</summary>
-    public static bool WriteToolCallId(Utf8JsonWriter writer, JsonEncodedText property, ReadOnlySpan<byte> document, JsonSlice id, ProtocolKind upstream, UpstreamDialect dialect)
+    public static bool WriteToolCallId(Utf8JsonWriter writer, JsonEncodedText property, ReadOnlySpan<byte> document, JsonSlice id, ProtocolKind upstream, UpstreamDialect dialect) =>
+        WriteToolCallId(writer, property, document, id, upstream, dialect, stackalloc byte[MaxRewrittenIdLength], out _);
+
+    /// <summary>As above; a rewritten id is also left in <c>rewritten[..length]</c> (at least <see cref="MaxRewrittenIdLength"/> bytes).</summary>
+    public static bool WriteToolCallId(
+        Utf8JsonWriter writer, JsonEncodedText property, ReadOnlySpan<byte> document, JsonSlice id, ProtocolKind upstream, UpstreamDialect dialect, Span<byte> rewritten, out int length)
     {
         using var text = new ScratchString(document, id);
-        if (IsValidId(text.Span, upstream, dialect))
+        if (RewriteToolCallId(text.Span, upstream, dialect, rewritten) is not { } written)
         {
             writer.WriteString(property, text.Span);
+            length = 0;
             return false;
         }
 
-        writer.WriteString(property, UpstreamToolCallId(JsonRead.GetString(document, id) ?? string.Empty, upstream, dialect));
+        length = written;
+        writer.WriteString(property, rewritten[..length]);
         return true;
     }
 
-    /// <summary>A tool-call id the upstream accepts; valid ids pass unchanged.</summary>
-    public static string UpstreamToolCallId(string id, ProtocolKind upstream, UpstreamDialect dialect)
+    /// <summary>The longest rewritten id: <c>toolu_</c> and 24 hex digits.</summary>
+    public const int MaxRewrittenIdLength = 30;
+
+    /// <summary>A tool-call id the upstream accepts, from the id's unescaped UTF-8; null when it is valid as it is.</summary>
+    public static int? RewriteToolCallId(ReadOnlySpan<byte> id, ProtocolKind upstream, UpstreamDialect dialect, Span<byte> destination)
     {
-        if (dialect == UpstreamDialect.Mistral)
+        if (IsValidId(id, upstream, dialect))
         {
-            return id.Length == 9 && IsAll(id, static c => char.IsAsciiLetterOrDigit(c)) ? id : Alphanumeric(id, 9);
+            return null;
         }
 
-        var valid = id.Length > 0 && IsAll(id, static c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
-        return upstream switch
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(id, hash);
+        if (dialect == UpstreamDialect.Mistral)
         {
-            ProtocolKind.AnthropicMessages => valid ? id : "toolu_" + Hex(id, 24),
-            _ => valid && id.Length <= 40 ? id : "call_" + Hex(id, 24),
-        };
+            ReadOnlySpan<byte> alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"u8;
+            for (var i = 0; i < 9; i++)
+            {
+                destination[i] = alphabet[hash[i] % alphabet.Length];
+            }
+
+            return 9;
+        }
+
+        var prefix = upstream == ProtocolKind.AnthropicMessages ? "toolu_"u8 : "call_"u8;
+        prefix.CopyTo(destination);
+        Convert.TryToHexStringLower(hash[..12], destination[prefix.Length..], out var written);
+        return prefix.Length + written;
     }
 
     /// <summary>An id for a tool call the upstream did not name (Gemini): stable per request and position.</summary>
@@ -165,37 +186,10 @@ internal static class ToolNaming
     private static bool IsNameChar(char c, ProtocolKind upstream) =>
         char.IsAsciiLetterOrDigit(c) || c is '_' or '-' || (upstream == ProtocolKind.Gemini && c is '.' or ':');
 
-    private static bool IsAll(string text, Func<char, bool> allowed)
-    {
-        foreach (var c in text)
-        {
-            if (!allowed(c))
-            {
-                return false;
-            }
-        }
-
-        return true;
-    }
-
     private static string Hex(string source, int length)
     {
         Span<byte> hash = stackalloc byte[32];
         SHA256.HashData(Encoding.UTF8.GetBytes(source), hash);
         return Convert.ToHexStringLower(hash)[..length];
-    }
-
-    private static string Alphanumeric(string source, int length)
-    {
-        const string Alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(source), hash);
-        Span<char> chars = stackalloc char[length];
-        for (var i = 0; i < length; i++)
-        {
-            chars[i] = Alphabet[hash[i] % Alphabet.Length];
-        }
-
-        return new string(chars);
     }
 }

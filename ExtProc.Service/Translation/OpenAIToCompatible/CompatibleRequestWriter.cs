@@ -70,6 +70,19 @@ internal static class CompatibleRequestWriter
 
     private static bool WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, UpstreamDialect dialect)
     {
+        var ids = default(RewrittenIds);
+        try
+        {
+            return WriteMessages(writer, document, request, dialect, ref ids);
+        }
+        finally
+        {
+            ids.Dispose();
+        }
+    }
+
+    private static bool WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, UpstreamDialect dialect, ref RewrittenIds ids)
+    {
         var changed = false;
         var previous = OpenAIRole.Unknown;
         writer.WriteStartArray();
@@ -85,7 +98,7 @@ internal static class CompatibleRequestWriter
                 changed = true;
             }
 
-            changed |= WriteMessage(writer, document, message.Whole, message, dialect);
+            changed |= WriteMessage(writer, document, message.Whole, message, dialect, ref ids);
             previous = message.Role;
         }
 
@@ -93,7 +106,7 @@ internal static class CompatibleRequestWriter
         return changed;
     }
 
-    private static bool WriteMessage(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice slice, in OpenAIMessage message, UpstreamDialect dialect)
+    private static bool WriteMessage(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice slice, in OpenAIMessage message, UpstreamDialect dialect, ref RewrittenIds ids)
     {
         var mistral = dialect == UpstreamDialect.Mistral;
         var addReasoning = dialect == UpstreamDialect.DeepSeek && message.Role == OpenAIRole.Assistant
@@ -124,12 +137,12 @@ internal static class CompatibleRequestWriter
 
             if (mistral && isToolCallId)
             {
-                changed |= WriteId(writer, "tool_call_id"u8, document, value);
+                changed |= ids.Write(writer, JsonNames.ToolCallId, document, value, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral);
             }
             else if (mistral && isToolCalls && value.Kind(document) == JsonTokenType.StartArray)
             {
-                writer.WritePropertyName("tool_calls"u8);
-                changed |= WriteToolCalls(writer, document, value);
+                writer.WritePropertyName(JsonNames.ToolCalls);
+                changed |= WriteToolCalls(writer, document, value, ref ids);
             }
             else
             {
@@ -147,7 +160,7 @@ internal static class CompatibleRequestWriter
         return changed;
     }
 
-    private static bool WriteToolCalls(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice calls)
+    private static bool WriteToolCalls(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice calls, ref RewrittenIds ids)
     {
         var changed = false;
         writer.WriteStartArray();
@@ -169,7 +182,7 @@ internal static class CompatibleRequestWriter
                 var value = JsonRead.PropertyValue(ref reader, calls.Start);
                 if (isId)
                 {
-                    changed |= WriteId(writer, "id"u8, document, value);
+                    changed |= ids.Write(writer, JsonNames.Id, document, value, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral);
                 }
                 else
                 {
@@ -182,13 +195,5 @@ internal static class CompatibleRequestWriter
 
         writer.WriteEndArray();
         return changed;
-    }
-
-    private static bool WriteId(Utf8JsonWriter writer, ReadOnlySpan<byte> name, ReadOnlySpan<byte> document, JsonSlice value)
-    {
-        var id = JsonRead.GetString(document, value) ?? string.Empty;
-        var mapped = ToolNaming.UpstreamToolCallId(id, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral);
-        writer.WriteString(name, mapped);
-        return !string.Equals(id, mapped, StringComparison.Ordinal);
     }
 }
