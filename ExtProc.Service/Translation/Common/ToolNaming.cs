@@ -16,6 +16,11 @@ internal static class ToolNaming
     private static readonly SearchValues<byte> AsciiAlphanumerics = SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"u8);
     private static readonly SearchValues<byte> IdChars = SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"u8);
 
+    // One hasher per thread, reset by every use: the one-shot SHA256.HashData sets up and frees a
+    // native context per call, which costs twice the hashing of a short id.
+    [ThreadStatic]
+    private static IncrementalHash? t_sha256;
+
     public static string UpstreamToolName(string name, ProtocolKind upstream)
     {
         var max = MaxNameLength(upstream);
@@ -97,7 +102,7 @@ internal static class ToolNaming
         }
 
         Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(id, hash);
+        Sha256(id, hash);
         if (dialect == UpstreamDialect.Mistral)
         {
             ReadOnlySpan<byte> alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"u8;
@@ -186,10 +191,17 @@ internal static class ToolNaming
     private static bool IsNameChar(char c, ProtocolKind upstream) =>
         char.IsAsciiLetterOrDigit(c) || c is '_' or '-' || (upstream == ProtocolKind.Gemini && c is '.' or ':');
 
+    private static void Sha256(ReadOnlySpan<byte> source, Span<byte> hash)
+    {
+        var sha256 = t_sha256 ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha256.AppendData(source);
+        sha256.GetHashAndReset(hash);
+    }
+
     private static string Hex(string source, int length)
     {
         Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(source), hash);
+        Sha256(Encoding.UTF8.GetBytes(source), hash);
         return Convert.ToHexStringLower(hash)[..length];
     }
 }
