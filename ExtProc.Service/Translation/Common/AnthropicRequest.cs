@@ -74,36 +74,35 @@ internal struct AnthropicRequest : IDisposable
             }
 
             slot = global::System.Runtime.CompilerServices.Unsafe.AreSame(ref slot, ref request.Messages)
-                ? request.ReadMessages(ref reader)
+                ? JsonRead.ObjectArray(ref reader, ref request._messages, ref request, static (ref r, ref owner) => owner.ReadMessage(ref r), out _, out _)
                 : JsonRead.PropertyValue(ref reader, 0);
         }
 
         return request.Messages.Kind(document) != JsonTokenType.StartArray ? "The request needs a messages array." : null;
     }
 
-    private JsonSlice ReadMessages(ref Utf8JsonReader reader)
+    /// <summary>Reads the message object the reader is on (the reader over the whole body), recording a content array's blocks.</summary>
+    private AnthropicMessage ReadMessage(ref Utf8JsonReader reader)
     {
-        reader.Read();
-        if (reader.TokenType != JsonTokenType.StartArray)
+        var message = new AnthropicMessage { IsObject = true };
+        while (JsonRead.NextProperty(ref reader))
         {
-            return JsonRead.Value(ref reader, 0);
-        }
-
-        var start = (int)reader.TokenStartIndex;
-        while (JsonRead.NextElement(ref reader))
-        {
-            if (reader.TokenType == JsonTokenType.StartObject)
+            if (reader.ValueTextEquals("role"u8))
             {
-                _messages.Add(AnthropicMessage.Read(ref reader, ref _blocks));
+                message.Role = JsonRead.PropertyValue(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("content"u8))
+            {
+                message.Content = JsonRead.ObjectArray(
+                    ref reader, ref _blocks, ref this, static (ref r, ref _) => AnthropicInputBlock.Read(ref r, 0), out message.FirstBlock, out message.BlockCount);
             }
             else
             {
-                _messages.Add(default);
-                reader.Skip();
+                JsonRead.SkipPropertyValue(ref reader);
             }
         }
 
-        return new JsonSlice(start, (int)reader.BytesConsumed - start);
+        return message;
     }
 
     private static ref JsonSlice Slot(ref AnthropicRequest r, ref Utf8JsonReader reader)
@@ -180,58 +179,6 @@ internal struct AnthropicMessage
     public JsonSlice Content;
     public int FirstBlock;
     public int BlockCount;
-
-    /// <summary>Reads the message object the reader is on (the reader over the whole body); the blocks of a content array go into <paramref name="blocks"/>.</summary>
-    public static AnthropicMessage Read(ref Utf8JsonReader reader, ref PooledList<AnthropicInputBlock> blocks)
-    {
-        var message = new AnthropicMessage { IsObject = true };
-        while (JsonRead.NextProperty(ref reader))
-        {
-            if (reader.ValueTextEquals("role"u8))
-            {
-                message.Role = JsonRead.PropertyValue(ref reader, 0);
-            }
-            else if (reader.ValueTextEquals("content"u8))
-            {
-                message.Content = ReadContent(ref reader, ref blocks, out message.FirstBlock, out message.BlockCount);
-            }
-            else
-            {
-                JsonRead.SkipPropertyValue(ref reader);
-            }
-        }
-
-        return message;
-    }
-
-    private static JsonSlice ReadContent(ref Utf8JsonReader reader, ref PooledList<AnthropicInputBlock> blocks, out int first, out int count)
-    {
-        reader.Read();
-        first = blocks.Count;
-        count = 0;
-        if (reader.TokenType != JsonTokenType.StartArray)
-        {
-            return JsonRead.Value(ref reader, 0);
-        }
-
-        var start = (int)reader.TokenStartIndex;
-        while (JsonRead.NextElement(ref reader))
-        {
-            if (reader.TokenType == JsonTokenType.StartObject)
-            {
-                blocks.Add(AnthropicInputBlock.Read(ref reader, 0));
-            }
-            else
-            {
-                blocks.Add(default);
-                reader.Skip();
-            }
-
-            count++;
-        }
-
-        return new JsonSlice(start, (int)reader.BytesConsumed - start);
-    }
 }
 
 /// <summary>An Anthropic input content block (request side).</summary>

@@ -46,6 +46,9 @@ internal struct OpenAIRequest : IDisposable
     private PooledList<OpenAIMessage> _messages;
     private PooledList<OpenAIToolCall> _toolCalls;
 
+    // Every property of every message in order, for a writer that copies what it does not change as it came.
+    private PooledList<JsonField> _messageFields;
+
     // Every top-level property in order, for a writer that copies what it does not change as it came.
     private PooledList<JsonField> _fields;
 
@@ -78,7 +81,7 @@ internal struct OpenAIRequest : IDisposable
             else
             {
                 value = slot = System.Runtime.CompilerServices.Unsafe.AreSame(ref slot, ref request.Messages)
-                    ? request.ReadMessages(ref reader)
+                    ? JsonRead.ObjectArray(ref reader, ref request._messages, ref request, static (ref r, ref owner) => owner.ReadMessage(ref r), out _, out _)
                     : JsonRead.PropertyValue(ref reader, 0);
             }
 
@@ -121,36 +124,70 @@ internal struct OpenAIRequest : IDisposable
 
     public readonly ref readonly JsonField Field(int index) => ref _fields[index];
 
+    /// <summary>A property of a message (from <see cref="OpenAIMessage.FirstField"/>).</summary>
+    public readonly ref readonly JsonField MessageField(int index) => ref _messageFields[index];
+
     public void Dispose()
     {
         _messages.Dispose();
         _toolCalls.Dispose();
         _fields.Dispose();
+        _messageFields.Dispose();
     }
 
-    private JsonSlice ReadMessages(ref Utf8JsonReader reader)
+    /// <summary>Reads the message object the reader is on (the reader over the whole body), recording its tool calls and properties.</summary>
+    private OpenAIMessage ReadMessage(ref Utf8JsonReader reader)
     {
-        reader.Read();
-        if (reader.TokenType != JsonTokenType.StartArray)
-        {
-            return JsonRead.Value(ref reader, 0);
-        }
-
         var start = (int)reader.TokenStartIndex;
-        while (JsonRead.NextElement(ref reader))
+        var message = new OpenAIMessage { IsObject = true, FirstField = _messageFields.Count };
+        while (JsonRead.NextProperty(ref reader))
         {
-            if (reader.TokenType == JsonTokenType.StartObject)
+            var name = new JsonSlice((int)reader.TokenStartIndex, reader.ValueSpan.Length + 2);
+            var nameIsEscaped = reader.ValueIsEscaped;
+            JsonSlice value;
+            if (reader.ValueTextEquals("role"u8))
             {
-                _messages.Add(OpenAIMessage.Read(ref reader, ref _toolCalls));
+                reader.Read();
+                message.Role = reader.ValueTextEquals("user"u8) ? OpenAIRole.User
+                    : reader.ValueTextEquals("assistant"u8) ? OpenAIRole.Assistant
+                    : reader.ValueTextEquals("tool"u8) ? OpenAIRole.Tool
+                    : reader.ValueTextEquals("system"u8) ? OpenAIRole.System
+                    : reader.ValueTextEquals("developer"u8) ? OpenAIRole.Developer
+                    : OpenAIRole.Unknown;
+                value = JsonRead.Value(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("content"u8))
+            {
+                value = message.Content = JsonRead.PropertyValue(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("tool_calls"u8))
+            {
+                value = message.ToolCalls = JsonRead.ObjectArray(
+                    ref reader, ref _toolCalls, ref this, static (ref r, ref _) => OpenAIToolCall.Read(ref r, 0), out message.FirstToolCall, out message.ToolCallCount);
+            }
+            else if (reader.ValueTextEquals("tool_call_id"u8))
+            {
+                value = message.ToolCallId = JsonRead.PropertyValue(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("name"u8))
+            {
+                value = message.Name = JsonRead.PropertyValue(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("reasoning_content"u8))
+            {
+                value = message.ReasoningContent = JsonRead.PropertyValue(ref reader, 0);
             }
             else
             {
-                _messages.Add(default);
-                reader.Skip();
+                value = JsonRead.PropertyValue(ref reader, 0);
             }
+
+            _messageFields.Add(new JsonField(name, nameIsEscaped, value));
         }
 
-        return new JsonSlice(start, (int)reader.BytesConsumed - start);
+        message.Whole = new JsonSlice(start, (int)reader.BytesConsumed - start);
+        message.FieldCount = _messageFields.Count - message.FirstField;
+        return message;
     }
 
     public readonly bool IsStream(ReadOnlySpan<byte> document) => JsonRead.IsTrue(document, Stream);
@@ -335,85 +372,9 @@ internal struct OpenAIMessage
     public int FirstToolCall;
     public int ToolCallCount;
 
-    /// <summary>
-    /// Reads the message object the reader is on (StartObject, the reader over the whole body); the reader
-    /// ends on its EndObject. The elements of a tool_calls array go into <paramref name="toolCalls"/>.
-    /// </summary>
-    public static OpenAIMessage Read(ref Utf8JsonReader reader, ref PooledList<OpenAIToolCall> toolCalls)
-    {
-        const int origin = 0;
-        var start = (int)reader.TokenStartIndex;
-        var message = new OpenAIMessage { IsObject = true };
-        while (JsonRead.NextProperty(ref reader))
-        {
-            if (reader.ValueTextEquals("role"u8))
-            {
-                reader.Read();
-                message.Role = reader.ValueTextEquals("user"u8) ? OpenAIRole.User
-                    : reader.ValueTextEquals("assistant"u8) ? OpenAIRole.Assistant
-                    : reader.ValueTextEquals("tool"u8) ? OpenAIRole.Tool
-                    : reader.ValueTextEquals("system"u8) ? OpenAIRole.System
-                    : reader.ValueTextEquals("developer"u8) ? OpenAIRole.Developer
-                    : OpenAIRole.Unknown;
-            }
-            else if (reader.ValueTextEquals("content"u8))
-            {
-                message.Content = JsonRead.PropertyValue(ref reader, origin);
-            }
-            else if (reader.ValueTextEquals("tool_calls"u8))
-            {
-                message.ToolCalls = ReadToolCalls(ref reader, ref toolCalls, out message.FirstToolCall, out message.ToolCallCount);
-            }
-            else if (reader.ValueTextEquals("tool_call_id"u8))
-            {
-                message.ToolCallId = JsonRead.PropertyValue(ref reader, origin);
-            }
-            else if (reader.ValueTextEquals("name"u8))
-            {
-                message.Name = JsonRead.PropertyValue(ref reader, origin);
-            }
-            else if (reader.ValueTextEquals("reasoning_content"u8))
-            {
-                message.ReasoningContent = JsonRead.PropertyValue(ref reader, origin);
-            }
-            else
-            {
-                JsonRead.SkipPropertyValue(ref reader);
-            }
-        }
-
-        message.Whole = new JsonSlice(start, (int)reader.BytesConsumed - start);
-        return message;
-    }
-
-    private static JsonSlice ReadToolCalls(ref Utf8JsonReader reader, ref PooledList<OpenAIToolCall> toolCalls, out int first, out int count)
-    {
-        reader.Read();
-        first = toolCalls.Count;
-        count = 0;
-        if (reader.TokenType != JsonTokenType.StartArray)
-        {
-            return JsonRead.Value(ref reader, 0);
-        }
-
-        var start = (int)reader.TokenStartIndex;
-        while (JsonRead.NextElement(ref reader))
-        {
-            if (reader.TokenType == JsonTokenType.StartObject)
-            {
-                toolCalls.Add(OpenAIToolCall.Read(ref reader, 0));
-            }
-            else
-            {
-                toolCalls.Add(default);
-                reader.Skip();
-            }
-
-            count++;
-        }
-
-        return new JsonSlice(start, (int)reader.BytesConsumed - start);
-    }
+    /// <summary>Where this message's properties start in the request's list (<see cref="OpenAIRequest.MessageField"/>).</summary>
+    public int FirstField;
+    public int FieldCount;
 }
 
 /// <summary>One content part of an OpenAI user/assistant/tool message.</summary>

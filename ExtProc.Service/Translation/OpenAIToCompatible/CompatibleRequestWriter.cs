@@ -20,18 +20,16 @@ internal static class CompatibleRequestWriter
     {
         var changed = false;
         var renameMaxTokens = dialect is UpstreamDialect.DeepSeek or UpstreamDialect.Qwen or UpstreamDialect.Mistral;
-        Span<byte> scratch = stackalloc byte[ScratchString.StackSize];
         writer.WriteStartObject();
         for (var i = 0; i < request.FieldCount; i++)
         {
             var field = request.Field(i);
-            using var name = new ScratchString(document, field.Name, scratch);
-            if (name.Span.SequenceEqual("messages"u8))
+            if (field.NameEquals(document, "messages"u8))
             {
                 writer.WritePropertyName("messages"u8);
                 changed |= WriteMessages(writer, document, request, dialect);
             }
-            else if (renameMaxTokens && name.Span.SequenceEqual("max_completion_tokens"u8))
+            else if (renameMaxTokens && field.NameEquals(document, "max_completion_tokens"u8))
             {
                 if (!request.MaxTokens.IsPresent)
                 {
@@ -40,12 +38,12 @@ internal static class CompatibleRequestWriter
 
                 changed = true;
             }
-            else if (dialect == UpstreamDialect.Mistral && name.Span.SequenceEqual("seed"u8))
+            else if (dialect == UpstreamDialect.Mistral && field.NameEquals(document, "seed"u8))
             {
                 JsonOut.Raw(writer, "random_seed"u8, document, field.Value);
                 changed = true;
             }
-            else if (dialect == UpstreamDialect.Mistral && name.Span.SequenceEqual("tool_choice"u8))
+            else if (dialect == UpstreamDialect.Mistral && field.NameEquals(document, "tool_choice"u8))
             {
                 if (JsonRead.StringEquals(document, field.Value, "required"u8))
                 {
@@ -59,8 +57,7 @@ internal static class CompatibleRequestWriter
             }
             else
             {
-                var escaped = field.NameIsEscaped ? JsonRead.GetString(document, field.Name) : null;
-                JsonOut.Raw(writer, field.Name.In(document)[1..^1], escaped, document, field.Value);
+                field.CopyTo(writer, document);
             }
         }
 
@@ -98,7 +95,7 @@ internal static class CompatibleRequestWriter
                 changed = true;
             }
 
-            changed |= WriteMessage(writer, document, message.Whole, message, dialect, ref ids);
+            changed |= WriteMessage(writer, document, request, message, dialect, ref ids);
             previous = message.Role;
         }
 
@@ -106,29 +103,26 @@ internal static class CompatibleRequestWriter
         return changed;
     }
 
-    private static bool WriteMessage(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice slice, in OpenAIMessage message, UpstreamDialect dialect, ref RewrittenIds ids)
+    private static bool WriteMessage(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, in OpenAIMessage message, UpstreamDialect dialect, ref RewrittenIds ids)
     {
         var mistral = dialect == UpstreamDialect.Mistral;
         var addReasoning = dialect == UpstreamDialect.DeepSeek && message.Role == OpenAIRole.Assistant
             && message.ToolCalls.Kind(document) == JsonTokenType.StartArray && !message.ReasoningContent.IsPresent;
         if (!mistral && !addReasoning)
         {
-            writer.WriteRawValue(slice.In(document), skipInputValidation: true);
+            writer.WriteRawValue(message.Whole.In(document), skipInputValidation: true);
             return false;
         }
 
         var changed = addReasoning;
         writer.WriteStartObject();
-        var reader = slice.Reader(document);
-        reader.Read();
-        while (JsonRead.NextProperty(ref reader))
+        for (var i = 0; i < message.FieldCount; i++)
         {
-            var isName = reader.ValueTextEquals("name"u8);
-            var isToolCallId = reader.ValueTextEquals("tool_call_id"u8);
-            var isToolCalls = reader.ValueTextEquals("tool_calls"u8);
-            var name = reader.ValueSpan;
-            var escaped = reader.ValueIsEscaped ? reader.GetString() : null;
-            var value = JsonRead.PropertyValue(ref reader, slice.Start);
+            var field = request.MessageField(message.FirstField + i);
+            var isName = field.NameEquals(document, "name"u8);
+            var isToolCallId = field.NameEquals(document, "tool_call_id"u8);
+            var isToolCalls = field.NameEquals(document, "tool_calls"u8);
+            var value = field.Value;
             if (mistral && (value.Kind(document) == JsonTokenType.Null || (isName && message.Role != OpenAIRole.Tool)))
             {
                 changed = true; // Mistral refuses null fields and names outside tool messages
@@ -146,7 +140,7 @@ internal static class CompatibleRequestWriter
             }
             else
             {
-                JsonOut.Raw(writer, name, escaped, document, value);
+                field.CopyTo(writer, document);
             }
         }
 
