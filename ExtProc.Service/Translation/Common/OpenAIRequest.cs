@@ -46,18 +46,21 @@ internal struct OpenAIRequest : IDisposable
     private PooledList<OpenAIMessage> _messages;
     private PooledList<OpenAIToolCall> _toolCalls;
 
-    // Every property of every message in order, for a writer that copies what it does not change as it came.
+    // Every property of every message in order, for a writer that copies what it does not change as it
+    // came; only kept when asked for (the other writers do not need it).
     private PooledList<JsonField> _messageFields;
+    private bool _keepMessageFields;
 
     // Every top-level property in order, for a writer that copies what it does not change as it came.
     private PooledList<JsonField> _fields;
 
     public readonly int MessageCount => _messages.Count;
 
-    /// <summary>Reads the top level; null on success, else why the body is refused.</summary>
-    public static string? Read(ReadOnlySpan<byte> document, out OpenAIRequest request)
+    /// <summary>Reads the body; null on success, else why it is refused. <paramref name="keepMessageFields"/> records every message property.</summary>
+    public static string? Read(ReadOnlySpan<byte> document, out OpenAIRequest request, bool keepMessageFields = false)
     {
         request = default;
+        request._keepMessageFields = keepMessageFields;
         var reader = new Utf8JsonReader(document, JsonRead.Options);
         if (!JsonRead.EnterObject(ref reader))
         {
@@ -182,7 +185,10 @@ internal struct OpenAIRequest : IDisposable
                 value = JsonRead.PropertyValue(ref reader, 0);
             }
 
-            _messageFields.Add(new JsonField(name, nameIsEscaped, value));
+            if (_keepMessageFields)
+            {
+                _messageFields.Add(new JsonField(name, nameIsEscaped, value));
+            }
         }
 
         message.Whole = new JsonSlice(start, (int)reader.BytesConsumed - start);

@@ -37,7 +37,7 @@ internal sealed class OpenAIToCompatibleTranslator : TranslationDirection
         var scratch = new Buffers.PooledBufferWriter();
         try
         {
-            if (OpenAIRequest.Read(document, out request) is { } refused)
+            if (OpenAIRequest.Read(document, out request, keepMessageFields: true) is { } refused)
             {
                 return TranslationResult.Fail(TranslationErrors.InvalidBody, refused);
             }
