@@ -13,7 +13,7 @@ namespace ExtProc.Translation.Common;
 /// </summary>
 internal static class ToolNaming
 {
-    private static readonly SearchValues<byte> AsciiAlphanumerics = SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"u8);
+    private static readonly SearchValues<byte> AsciiAlphanumerics = SearchValues.Create(Alphanumerics);
     private static readonly SearchValues<byte> IdChars = SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"u8);
 
     // One hasher per thread, reset by every use: the one-shot SHA256.HashData sets up and frees a
@@ -105,10 +105,9 @@ internal static class ToolNaming
         Sha256(id, hash);
         if (dialect == UpstreamDialect.Mistral)
         {
-            ReadOnlySpan<byte> alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"u8;
             for (var i = 0; i < 9; i++)
             {
-                destination[i] = alphabet[hash[i] % alphabet.Length];
+                destination[i] = Alphanumerics[hash[i] % Alphanumerics.Length];
             }
 
             return 9;
@@ -123,6 +122,9 @@ internal static class ToolNaming
     /// <summary>An id for a tool call the upstream did not name (Gemini): stable per request and position.</summary>
     public static string SynthesizedCallId(string requestId, int index) =>
         "call_" + Hex(requestId + ":" + index.ToString(System.Globalization.CultureInfo.InvariantCulture), 24);
+
+    // Mistral's id alphabet (and the order its 9-character ids are drawn from; changing it changes every id).
+    private static ReadOnlySpan<byte> Alphanumerics => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"u8;
 
     private static int MaxNameLength(ProtocolKind upstream) => upstream switch
     {
