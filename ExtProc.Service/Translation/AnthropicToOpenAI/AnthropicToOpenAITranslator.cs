@@ -31,9 +31,10 @@ internal sealed class AnthropicToOpenAITranslator : TranslationDirection
     {
         state = null;
         var document = JsonRead.Contiguous(clientBody, out var rented);
+        var request = default(AnthropicRequest);
         try
         {
-            if (AnthropicRequest.Read(document, out var request) is { } refused)
+            if (AnthropicRequest.Read(document, out request) is { } refused)
             {
                 return TranslationResult.Fail(TranslationErrors.InvalidBody, refused);
             }
@@ -57,6 +58,7 @@ internal sealed class AnthropicToOpenAITranslator : TranslationDirection
         }
         finally
         {
+            request.Dispose();
             JsonRead.Release(rented, document.Length);
         }
     }

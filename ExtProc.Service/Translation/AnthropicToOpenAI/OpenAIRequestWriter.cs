@@ -19,7 +19,7 @@ internal static class OpenAIRequestWriter
         writer.WriteString("model"u8, state.UpstreamModel);
         writer.WriteStartArray("messages"u8);
         WriteSystem(writer, document, request.System);
-        if (WriteMessages(writer, document, request.Messages, dialect) is { } refused)
+        if (WriteMessages(writer, document, request, dialect) is { } refused)
         {
             return refused;
         }
@@ -126,43 +126,27 @@ internal static class OpenAIRequestWriter
         }
     }
 
-    private static string? WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages, UpstreamDialect dialect)
+    private static string? WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in AnthropicRequest request, UpstreamDialect dialect)
     {
         var lastWasTool = false;
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            ref readonly var message = ref request.Message(i);
+            if (!message.IsObject)
             {
                 return "Each message must be an object.";
             }
 
-            JsonSlice role = default, content = default;
-            while (JsonRead.NextProperty(ref reader))
-            {
-                if (reader.ValueTextEquals("role"u8))
-                {
-                    role = JsonRead.PropertyValue(ref reader, messages.Start);
-                }
-                else if (reader.ValueTextEquals("content"u8))
-                {
-                    content = JsonRead.PropertyValue(ref reader, messages.Start);
-                }
-                else
-                {
-                    JsonRead.SkipPropertyValue(ref reader);
-                }
-            }
-
+            var role = message.Role;
+            var content = message.Content;
             if (JsonRead.StringEquals(document, role, "assistant"u8))
             {
-                WriteAssistant(writer, document, content, dialect);
+                WriteAssistant(writer, document, request, message, dialect);
                 lastWasTool = false;
             }
             else if (JsonRead.StringEquals(document, role, "user"u8))
             {
-                if (WriteUser(writer, document, content, dialect, ref lastWasTool) is { } refused)
+                if (WriteUser(writer, document, request, message, dialect, ref lastWasTool) is { } refused)
                 {
                     return refused;
                 }
@@ -181,14 +165,15 @@ internal static class OpenAIRequestWriter
     }
 
     /// <summary>tool_result blocks become tool messages first (they must follow the assistant's tool_calls), then the rest as one user message.</summary>
-    private static string? WriteUser(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice content, UpstreamDialect dialect, ref bool lastWasTool)
+    private static string? WriteUser(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in AnthropicRequest request, in AnthropicMessage message, UpstreamDialect dialect, ref bool lastWasTool)
     {
+        var content = message.Content;
         if (content.Kind(document) == JsonTokenType.String)
         {
             Bridge(writer, dialect, ref lastWasTool);
             writer.WriteStartObject();
-            writer.WriteString("role"u8, "user"u8);
-            JsonOut.Raw(writer, "content"u8, document, content);
+            writer.WriteString(JsonNames.Role, JsonNames.User);
+            JsonOut.Raw(writer, JsonNames.Content, document, content);
             writer.WriteEndObject();
             return null;
         }
@@ -199,11 +184,9 @@ internal static class OpenAIRequestWriter
         }
 
         var others = 0;
-        var reader = content.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < message.BlockCount; i++)
         {
-            var block = AnthropicInputBlock.Read(ref reader, content.Start);
+            ref readonly var block = ref request.Block(message.FirstBlock + i);
             if (block.Is(document, "tool_result"u8))
             {
                 WriteToolMessage(writer, document, block, dialect);
@@ -226,18 +209,16 @@ internal static class OpenAIRequestWriter
 
         Bridge(writer, dialect, ref lastWasTool);
         writer.WriteStartObject();
-        writer.WriteString("role"u8, "user"u8);
-        writer.WriteStartArray("content"u8);
-        reader = content.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        writer.WriteString(JsonNames.Role, JsonNames.User);
+        writer.WriteStartArray(JsonNames.Content);
+        for (var i = 0; i < message.BlockCount; i++)
         {
-            var block = AnthropicInputBlock.Read(ref reader, content.Start);
+            ref readonly var block = ref request.Block(message.FirstBlock + i);
             if (block.Is(document, "text"u8))
             {
                 writer.WriteStartObject();
-                writer.WriteString("type"u8, "text"u8);
-                JsonOut.Raw(writer, "text"u8, document, block.Text);
+                writer.WriteString(JsonNames.Type, JsonNames.Text);
+                JsonOut.Raw(writer, JsonNames.Text, document, block.Text);
                 writer.WriteEndObject();
             }
             else if ((block.Is(document, "image"u8) || block.Is(document, "document"u8))
@@ -257,7 +238,7 @@ internal static class OpenAIRequestWriter
         if (lastWasTool && dialect == UpstreamDialect.Mistral)
         {
             writer.WriteStartObject();
-            writer.WriteString("role"u8, "assistant"u8);
+            writer.WriteString(JsonNames.Role, JsonNames.Assistant);
             writer.WriteString("content"u8, MistralBridge);
             writer.WriteEndObject();
         }
@@ -347,9 +328,8 @@ internal static class OpenAIRequestWriter
     private static void WriteToolMessage(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in AnthropicInputBlock block, UpstreamDialect dialect)
     {
         writer.WriteStartObject();
-        writer.WriteString("role"u8, "tool"u8);
-        var id = JsonRead.GetString(document, block.ToolUseId) ?? string.Empty;
-        writer.WriteString("tool_call_id"u8, ToolNaming.UpstreamToolCallId(id, ProtocolKind.OpenAiChat, dialect));
+        writer.WriteString(JsonNames.Role, JsonNames.Tool);
+        ToolNaming.WriteToolCallId(writer, JsonNames.ToolCallId, document, block.ToolUseId, ProtocolKind.OpenAiChat, dialect);
         var text = new TextBuffer();
         try
         {
@@ -369,7 +349,7 @@ internal static class OpenAIRequestWriter
                 AppendTexts(ref text, document, block.Content, separator: "\n"u8);
             }
 
-            writer.WriteString("content"u8, text.Span);
+            writer.WriteString(JsonNames.Content, text.Span);
         }
         finally
         {
@@ -379,13 +359,14 @@ internal static class OpenAIRequestWriter
         writer.WriteEndObject();
     }
 
-    private static void WriteAssistant(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice content, UpstreamDialect dialect)
+    private static void WriteAssistant(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in AnthropicRequest request, in AnthropicMessage message, UpstreamDialect dialect)
     {
+        var content = message.Content;
         writer.WriteStartObject();
-        writer.WriteString("role"u8, "assistant"u8);
+        writer.WriteString(JsonNames.Role, JsonNames.Assistant);
         if (content.Kind(document) == JsonTokenType.String)
         {
-            JsonOut.Raw(writer, "content"u8, document, content);
+            JsonOut.Raw(writer, JsonNames.Content, document, content);
             writer.WriteEndObject();
             return;
         }
@@ -394,12 +375,15 @@ internal static class OpenAIRequestWriter
         var thinking = new TextBuffer();
         try
         {
-            var toolCalls = 0;
-            var reader = content.Reader(document);
-            reader.Read();
-            while (JsonRead.NextElement(ref reader))
+            if (content.Kind(document) != JsonTokenType.StartArray)
             {
-                var block = AnthropicInputBlock.Read(ref reader, content.Start);
+                throw new JsonException("An assistant message needs string or array content.");
+            }
+
+            var toolCalls = 0;
+            for (var i = 0; i < message.BlockCount; i++)
+            {
+                ref readonly var block = ref request.Block(message.FirstBlock + i);
                 if (block.Text.Kind(document) == JsonTokenType.String && (block.Is(document, "text"u8) || block.Is(document, "thinking"u8)))
                 {
                     var value = block.Text.Reader(document);
@@ -421,11 +405,11 @@ internal static class OpenAIRequestWriter
 
             if (text.Length > 0)
             {
-                writer.WriteString("content"u8, text.Span);
+                writer.WriteString(JsonNames.Content, text.Span);
             }
             else if (dialect != UpstreamDialect.Mistral)
             {
-                writer.WriteNull("content"u8); // Mistral refuses null fields; everyone else expects the key
+                writer.WriteNull(JsonNames.Content); // Mistral refuses null fields; everyone else expects the key
             }
 
             // DeepSeek's thinking mode wants the reasoning of a tool-calling turn back.
@@ -436,7 +420,7 @@ internal static class OpenAIRequestWriter
 
             if (toolCalls > 0)
             {
-                WriteToolCalls(writer, document, content, dialect);
+                WriteToolCalls(writer, document, request, message, dialect);
             }
         }
         finally
@@ -448,24 +432,22 @@ internal static class OpenAIRequestWriter
         writer.WriteEndObject();
     }
 
-    private static void WriteToolCalls(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice content, UpstreamDialect dialect)
+    private static void WriteToolCalls(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in AnthropicRequest request, in AnthropicMessage message, UpstreamDialect dialect)
     {
-        writer.WriteStartArray("tool_calls"u8);
-        var reader = content.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        writer.WriteStartArray(JsonNames.ToolCalls);
+        for (var i = 0; i < message.BlockCount; i++)
         {
-            var block = AnthropicInputBlock.Read(ref reader, content.Start);
+            ref readonly var block = ref request.Block(message.FirstBlock + i);
             if (!block.Is(document, "tool_use"u8))
             {
                 continue;
             }
 
             writer.WriteStartObject();
-            writer.WriteString("id"u8, ToolNaming.UpstreamToolCallId(JsonRead.GetString(document, block.Id) ?? string.Empty, ProtocolKind.OpenAiChat, dialect));
-            writer.WriteString("type"u8, "function"u8);
-            writer.WriteStartObject("function"u8);
-            writer.WriteString("name"u8, ToolNaming.UpstreamToolName(JsonRead.GetString(document, block.Name) ?? string.Empty, ProtocolKind.OpenAiChat));
+            ToolNaming.WriteToolCallId(writer, JsonNames.Id, document, block.Id, ProtocolKind.OpenAiChat, dialect);
+            writer.WriteString(JsonNames.Type, JsonNames.Function);
+            writer.WriteStartObject(JsonNames.Function);
+            ToolNaming.WriteToolName(writer, JsonNames.Name, document, block.Name, ProtocolKind.OpenAiChat);
             JsonOut.ObjectAsArgumentsProperty(writer, document, block.Input);
             writer.WriteEndObject();
             writer.WriteEndObject();

@@ -2,8 +2,12 @@ using System.Text.Json;
 
 namespace ExtProc.Translation.Common;
 
-/// <summary>Where the fields of an Anthropic Messages request are (one pass over the top level; repeated fields refused).</summary>
-internal struct AnthropicRequest
+/// <summary>
+/// Where the fields of an Anthropic Messages request are, found in one pass over the body: the top level
+/// (repeated fields refused), each message and its content blocks (so writers walk them without reading
+/// them again). Pooled: dispose it.
+/// </summary>
+internal struct AnthropicRequest : IDisposable
 {
     public JsonSlice Model;
     public JsonSlice MaxTokens;
@@ -17,6 +21,34 @@ internal struct AnthropicRequest
     public JsonSlice Stream;
     public JsonSlice Metadata;
     public JsonSlice Thinking;
+
+    // Every element of messages (and of their content arrays) in order; one that is not an object is kept
+    // (as a default entry) so a writer refuses it when it gets there, as reading it there would.
+    private PooledList<AnthropicMessage> _messages;
+    private PooledList<AnthropicInputBlock> _blocks;
+
+    public readonly int MessageCount => _messages.Count;
+
+    /// <summary>The message at <paramref name="index"/>; check <see cref="AnthropicMessage.IsObject"/>.</summary>
+    public readonly ref readonly AnthropicMessage Message(int index) => ref _messages[index];
+
+    /// <summary>The content block at <paramref name="index"/> (from <see cref="AnthropicMessage.FirstBlock"/>); one that is not an object is refused here.</summary>
+    public readonly ref readonly AnthropicInputBlock Block(int index)
+    {
+        ref readonly var block = ref _blocks[index];
+        if (!block.IsObject)
+        {
+            throw new JsonException("A content block must be an object.");
+        }
+
+        return ref block;
+    }
+
+    public void Dispose()
+    {
+        _messages.Dispose();
+        _blocks.Dispose();
+    }
 
     public static string? Read(ReadOnlySpan<byte> document, out AnthropicRequest request)
     {
@@ -41,10 +73,36 @@ internal struct AnthropicRequest
                 return "The request body repeats a field.";
             }
 
-            slot = JsonRead.PropertyValue(ref reader, 0);
+            slot = global::System.Runtime.CompilerServices.Unsafe.AreSame(ref slot, ref request.Messages)
+                ? JsonRead.ObjectArray(ref reader, ref request._messages, ref request, static (ref r, ref owner) => owner.ReadMessage(ref r), out _, out _)
+                : JsonRead.PropertyValue(ref reader, 0);
         }
 
         return request.Messages.Kind(document) != JsonTokenType.StartArray ? "The request needs a messages array." : null;
+    }
+
+    /// <summary>Reads the message object the reader is on (the reader over the whole body), recording a content array's blocks.</summary>
+    private AnthropicMessage ReadMessage(ref Utf8JsonReader reader)
+    {
+        var message = new AnthropicMessage { IsObject = true };
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (reader.ValueTextEquals("role"u8))
+            {
+                message.Role = JsonRead.PropertyValue(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("content"u8))
+            {
+                message.Content = JsonRead.ObjectArray(
+                    ref reader, ref _blocks, ref this, static (ref r, ref _) => AnthropicInputBlock.Read(ref r, 0), out message.FirstBlock, out message.BlockCount);
+            }
+            else
+            {
+                JsonRead.SkipPropertyValue(ref reader);
+            }
+        }
+
+        return message;
     }
 
     private static ref JsonSlice Slot(ref AnthropicRequest r, ref Utf8JsonReader reader)
@@ -113,9 +171,20 @@ internal struct AnthropicRequest
     }
 }
 
+/// <summary>One message of an Anthropic request; a content array's blocks are in the request's list.</summary>
+internal struct AnthropicMessage
+{
+    public bool IsObject;
+    public JsonSlice Role;
+    public JsonSlice Content;
+    public int FirstBlock;
+    public int BlockCount;
+}
+
 /// <summary>An Anthropic input content block (request side).</summary>
 internal struct AnthropicInputBlock
 {
+    public bool IsObject;
     public JsonSlice Type;
     public JsonSlice Text;
     public JsonSlice Id;
@@ -133,7 +202,7 @@ internal struct AnthropicInputBlock
             throw new JsonException("A content block must be an object.");
         }
 
-        var block = default(AnthropicInputBlock);
+        var block = new AnthropicInputBlock { IsObject = true };
         while (JsonRead.NextProperty(ref reader))
         {
             if (reader.ValueTextEquals("type"u8))

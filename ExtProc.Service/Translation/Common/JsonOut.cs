@@ -33,6 +33,13 @@ internal static class JsonOut
         writer.WriteRawValue(value.In(document), skipInputValidation: true);
     }
 
+    /// <summary>Writes a value exactly as the input had it, under a pre-encoded name.</summary>
+    public static void Raw(Utf8JsonWriter writer, JsonEncodedText name, ReadOnlySpan<byte> document, JsonSlice value)
+    {
+        writer.WritePropertyName(name);
+        writer.WriteRawValue(value.In(document), skipInputValidation: true);
+    }
+
     /// <summary>Copies a property whose name was read raw (<paramref name="escapedName"/> is its unescaped form when it had escapes).</summary>
     public static void Raw(Utf8JsonWriter writer, ReadOnlySpan<byte> rawName, string? escapedName, ReadOnlySpan<byte> document, JsonSlice value)
     {
@@ -62,21 +69,11 @@ internal static class JsonOut
 
         if (arguments.Kind(document) == JsonTokenType.String)
         {
-            var reader = arguments.Reader(document);
-            reader.Read();
-            var text = new TextBuffer();
-            try
+            using var text = new ScratchString(document, arguments, stackalloc byte[ScratchString.StackSize]);
+            if (JsonRead.IsSingleObject(text.Span))
             {
-                text.Append(ref reader);
-                if (JsonRead.IsSingleObject(text.Span))
-                {
-                    writer.WriteRawValue(text.Span, skipInputValidation: true);
-                    return;
-                }
-            }
-            finally
-            {
-                text.Dispose();
+                writer.WriteRawValue(text.Span, skipInputValidation: true);
+                return;
             }
         }
 
@@ -99,7 +96,7 @@ internal static class JsonOut
     /// <summary>Writes <c>"arguments": "&lt;object as a string&gt;"</c> from an object value (<c>{}</c> when absent).</summary>
     public static void ObjectAsArgumentsProperty(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice value)
     {
-        writer.WritePropertyName("arguments"u8);
+        writer.WritePropertyName(JsonNames.Arguments);
         ObjectAsArguments(writer, value.Kind(document) == JsonTokenType.StartObject ? value.In(document) : default);
     }
 

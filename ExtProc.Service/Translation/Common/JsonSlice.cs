@@ -26,6 +26,21 @@ internal readonly record struct JsonSlice(int Start, int Length)
     };
 }
 
+/// <summary>An object property as read: its name as a JSON string slice (quotes included, escapes as sent) and its value.</summary>
+internal readonly record struct JsonField(JsonSlice Name, bool NameIsEscaped, JsonSlice Value)
+{
+    /// <summary>The name equals the given text (after unescaping).</summary>
+    public bool NameEquals(ReadOnlySpan<byte> document, ReadOnlySpan<byte> text) =>
+        NameIsEscaped ? JsonRead.StringEquals(document, Name, text) : Name.In(document)[1..^1].SequenceEqual(text);
+
+    /// <summary>Writes the property as it came (the name as written unless it had escapes, the value raw).</summary>
+    public void CopyTo(Utf8JsonWriter writer, ReadOnlySpan<byte> document) =>
+        JsonOut.Raw(writer, Name.In(document)[1..^1], NameIsEscaped ? JsonRead.GetString(document, Name) : null, document, Value);
+}
+
+/// <summary>Reads one object element of an array (the reader on its StartObject, left on its EndObject).</summary>
+internal delegate T ObjectReader<TState, T>(ref Utf8JsonReader reader, ref TState state);
+
 /// <summary>Reading helpers over <see cref="Utf8JsonReader"/> that record where values are instead of copying them.</summary>
 internal static class JsonRead
 {
@@ -72,6 +87,41 @@ internal static class JsonRead
         return Value(ref reader, origin);
     }
 
+    /// <summary>
+    /// Moves to the current property's value and, when it is an array, reads each object element into
+    /// <paramref name="into"/> through <paramref name="read"/>; an element that is not an object is kept as a
+    /// default entry, for the writer to refuse where it reaches it. Returns the value's slice (any kind).
+    /// </summary>
+    public static JsonSlice ObjectArray<TState, T>(ref Utf8JsonReader reader, ref PooledList<T> into, ref TState state, ObjectReader<TState, T> read, out int first, out int count)
+        where T : unmanaged
+    {
+        reader.Read();
+        first = into.Count;
+        count = 0;
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            return Value(ref reader, 0);
+        }
+
+        var start = (int)reader.TokenStartIndex;
+        while (NextElement(ref reader))
+        {
+            if (reader.TokenType == JsonTokenType.StartObject)
+            {
+                into.Add(read(ref reader, ref state));
+            }
+            else
+            {
+                into.Add(default);
+                reader.Skip();
+            }
+
+            count++;
+        }
+
+        return new JsonSlice(start, (int)reader.BytesConsumed - start);
+    }
+
     public static void SkipPropertyValue(ref Utf8JsonReader reader)
     {
         reader.Read();
@@ -89,6 +139,12 @@ internal static class JsonRead
         if (slice.Kind(document) != JsonTokenType.String)
         {
             return false;
+        }
+
+        var raw = slice.In(document)[1..^1];
+        if (raw.IndexOf((byte)'\\') < 0)
+        {
+            return raw.SequenceEqual(text); // nothing to unescape: the bytes are the text
         }
 
         var reader = slice.Reader(document);

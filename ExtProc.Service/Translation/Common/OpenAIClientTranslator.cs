@@ -20,9 +20,10 @@ internal abstract class OpenAIClientTranslator : TranslationDirection
     {
         state = null;
         var document = JsonRead.Contiguous(clientBody, out var rented);
+        var request = default(OpenAIRequest);
         try
         {
-            if (OpenAIRequest.Read(document, out var request) is { } refused)
+            if (OpenAIRequest.Read(document, out request) is { } refused)
             {
                 return TranslationResult.Fail(TranslationErrors.InvalidBody, refused);
             }
@@ -47,6 +48,7 @@ internal abstract class OpenAIClientTranslator : TranslationDirection
         }
         finally
         {
+            request.Dispose();
             JsonRead.Release(rented, document.Length);
         }
     }

@@ -13,10 +13,12 @@ internal enum OpenAIRole
 }
 
 /// <summary>
-/// Where the fields of an OpenAI Chat Completions request are, found in one pass over the top level.
-/// Duplicate keys among the fields we act on are refused (a second <c>model</c> must not slip past us).
+/// Where the fields of an OpenAI Chat Completions request are, found in one pass over the body: the top
+/// level and each message's fields (so writers walk the messages without reading them again). Duplicate
+/// keys among the top-level fields we act on are refused (a second <c>model</c> must not slip past us).
+/// Pooled: dispose it.
 /// </summary>
-internal struct OpenAIRequest
+internal struct OpenAIRequest : IDisposable
 {
     public JsonSlice Model;
     public JsonSlice Messages;
@@ -39,10 +41,26 @@ internal struct OpenAIRequest
     public JsonSlice FrequencyPenalty;
     public JsonSlice Modalities;
 
-    /// <summary>Reads the top level; null on success, else why the body is refused.</summary>
-    public static string? Read(ReadOnlySpan<byte> document, out OpenAIRequest request)
+    // Every element of messages (and of their tool_calls) in order; one that is not an object is kept (as
+    // a default entry) so a writer refuses it when it gets there, as reading it there would.
+    private PooledList<OpenAIMessage> _messages;
+    private PooledList<OpenAIToolCall> _toolCalls;
+
+    // Every property of every message in order, for a writer that copies what it does not change as it
+    // came; only kept when asked for (the other writers do not need it).
+    private PooledList<JsonField> _messageFields;
+    private bool _keepMessageFields;
+
+    // Every top-level property in order, for a writer that copies what it does not change as it came.
+    private PooledList<JsonField> _fields;
+
+    public readonly int MessageCount => _messages.Count;
+
+    /// <summary>Reads the body; null on success, else why it is refused. <paramref name="keepMessageFields"/> records every message property.</summary>
+    public static string? Read(ReadOnlySpan<byte> document, out OpenAIRequest request, bool keepMessageFields = false)
     {
         request = default;
+        request._keepMessageFields = keepMessageFields;
         var reader = new Utf8JsonReader(document, JsonRead.Options);
         if (!JsonRead.EnterObject(ref reader))
         {
@@ -51,19 +69,26 @@ internal struct OpenAIRequest
 
         while (JsonRead.NextProperty(ref reader))
         {
+            var name = new JsonSlice((int)reader.TokenStartIndex, reader.ValueSpan.Length + 2);
+            var nameIsEscaped = reader.ValueIsEscaped;
             ref var slot = ref Slot(ref request, ref reader);
+            JsonSlice value;
             if (System.Runtime.CompilerServices.Unsafe.IsNullRef(ref slot))
             {
-                JsonRead.SkipPropertyValue(ref reader);
-                continue;
+                value = JsonRead.PropertyValue(ref reader, 0);
             }
-
-            if (slot.IsPresent)
+            else if (slot.IsPresent)
             {
                 return "The request body repeats a field.";
             }
+            else
+            {
+                value = slot = System.Runtime.CompilerServices.Unsafe.AreSame(ref slot, ref request.Messages)
+                    ? JsonRead.ObjectArray(ref reader, ref request._messages, ref request, static (ref r, ref owner) => owner.ReadMessage(ref r), out _, out _)
+                    : JsonRead.PropertyValue(ref reader, 0);
+            }
 
-            slot = JsonRead.PropertyValue(ref reader, 0);
+            request._fields.Add(new JsonField(name, nameIsEscaped, value));
         }
 
         if (!request.Messages.IsPresent || request.Messages.Kind(document) != JsonTokenType.StartArray)
@@ -72,6 +97,103 @@ internal struct OpenAIRequest
         }
 
         return null;
+    }
+
+    /// <summary>The message at <paramref name="index"/>; a message that is not an object is refused here.</summary>
+    public readonly ref readonly OpenAIMessage Message(int index)
+    {
+        ref readonly var message = ref _messages[index];
+        if (!message.IsObject)
+        {
+            throw new JsonException("A message must be an object.");
+        }
+
+        return ref message;
+    }
+
+    /// <summary>The tool call at <paramref name="index"/> (from <see cref="OpenAIMessage.FirstToolCall"/>); one that is not an object is refused here.</summary>
+    public readonly ref readonly OpenAIToolCall ToolCall(int index)
+    {
+        ref readonly var call = ref _toolCalls[index];
+        if (!call.IsObject)
+        {
+            throw new JsonException("A tool call must be an object.");
+        }
+
+        return ref call;
+    }
+
+    public readonly int FieldCount => _fields.Count;
+
+    public readonly ref readonly JsonField Field(int index) => ref _fields[index];
+
+    /// <summary>A property of a message (from <see cref="OpenAIMessage.FirstField"/>).</summary>
+    public readonly ref readonly JsonField MessageField(int index) => ref _messageFields[index];
+
+    public void Dispose()
+    {
+        _messages.Dispose();
+        _toolCalls.Dispose();
+        _fields.Dispose();
+        _messageFields.Dispose();
+    }
+
+    /// <summary>Reads the message object the reader is on (the reader over the whole body), recording its tool calls and properties.</summary>
+    private OpenAIMessage ReadMessage(ref Utf8JsonReader reader)
+    {
+        var start = (int)reader.TokenStartIndex;
+        var message = new OpenAIMessage { IsObject = true, FirstField = _messageFields.Count };
+        while (JsonRead.NextProperty(ref reader))
+        {
+            var name = new JsonSlice((int)reader.TokenStartIndex, reader.ValueSpan.Length + 2);
+            var nameIsEscaped = reader.ValueIsEscaped;
+            JsonSlice value;
+            if (reader.ValueTextEquals("role"u8))
+            {
+                reader.Read();
+                message.Role = reader.ValueTextEquals("user"u8) ? OpenAIRole.User
+                    : reader.ValueTextEquals("assistant"u8) ? OpenAIRole.Assistant
+                    : reader.ValueTextEquals("tool"u8) ? OpenAIRole.Tool
+                    : reader.ValueTextEquals("system"u8) ? OpenAIRole.System
+                    : reader.ValueTextEquals("developer"u8) ? OpenAIRole.Developer
+                    : OpenAIRole.Unknown;
+                value = JsonRead.Value(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("content"u8))
+            {
+                value = message.Content = JsonRead.PropertyValue(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("tool_calls"u8))
+            {
+                value = message.ToolCalls = JsonRead.ObjectArray(
+                    ref reader, ref _toolCalls, ref this, static (ref r, ref _) => OpenAIToolCall.Read(ref r, 0), out message.FirstToolCall, out message.ToolCallCount);
+            }
+            else if (reader.ValueTextEquals("tool_call_id"u8))
+            {
+                value = message.ToolCallId = JsonRead.PropertyValue(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("name"u8))
+            {
+                value = message.Name = JsonRead.PropertyValue(ref reader, 0);
+            }
+            else if (reader.ValueTextEquals("reasoning_content"u8))
+            {
+                value = message.ReasoningContent = JsonRead.PropertyValue(ref reader, 0);
+            }
+            else
+            {
+                value = JsonRead.PropertyValue(ref reader, 0);
+            }
+
+            if (_keepMessageFields)
+            {
+                _messageFields.Add(new JsonField(name, nameIsEscaped, value));
+            }
+        }
+
+        message.Whole = new JsonSlice(start, (int)reader.BytesConsumed - start);
+        message.FieldCount = _messageFields.Count - message.FirstField;
+        return message;
     }
 
     public readonly bool IsStream(ReadOnlySpan<byte> document) => JsonRead.IsTrue(document, Stream);
@@ -243,62 +365,22 @@ internal struct OpenAIRequest
 /// <summary>One message of an OpenAI request.</summary>
 internal struct OpenAIMessage
 {
+    public bool IsObject;
     public OpenAIRole Role;
+    public JsonSlice Whole;
     public JsonSlice Content;
     public JsonSlice ToolCalls;
     public JsonSlice ToolCallId;
     public JsonSlice Name;
     public JsonSlice ReasoningContent;
 
-    /// <summary>Reads the message object the reader is on (StartObject); the reader ends on its EndObject.</summary>
-    public static OpenAIMessage Read(ref Utf8JsonReader reader, int origin)
-    {
-        if (reader.TokenType != JsonTokenType.StartObject)
-        {
-            throw new JsonException("A message must be an object.");
-        }
+    /// <summary>Where this message's tool calls start in the request's list (<see cref="OpenAIRequest.ToolCall"/>).</summary>
+    public int FirstToolCall;
+    public int ToolCallCount;
 
-        var message = default(OpenAIMessage);
-        while (JsonRead.NextProperty(ref reader))
-        {
-            if (reader.ValueTextEquals("role"u8))
-            {
-                reader.Read();
-                message.Role = reader.ValueTextEquals("user"u8) ? OpenAIRole.User
-                    : reader.ValueTextEquals("assistant"u8) ? OpenAIRole.Assistant
-                    : reader.ValueTextEquals("tool"u8) ? OpenAIRole.Tool
-                    : reader.ValueTextEquals("system"u8) ? OpenAIRole.System
-                    : reader.ValueTextEquals("developer"u8) ? OpenAIRole.Developer
-                    : OpenAIRole.Unknown;
-            }
-            else if (reader.ValueTextEquals("content"u8))
-            {
-                message.Content = JsonRead.PropertyValue(ref reader, origin);
-            }
-            else if (reader.ValueTextEquals("tool_calls"u8))
-            {
-                message.ToolCalls = JsonRead.PropertyValue(ref reader, origin);
-            }
-            else if (reader.ValueTextEquals("tool_call_id"u8))
-            {
-                message.ToolCallId = JsonRead.PropertyValue(ref reader, origin);
-            }
-            else if (reader.ValueTextEquals("name"u8))
-            {
-                message.Name = JsonRead.PropertyValue(ref reader, origin);
-            }
-            else if (reader.ValueTextEquals("reasoning_content"u8))
-            {
-                message.ReasoningContent = JsonRead.PropertyValue(ref reader, origin);
-            }
-            else
-            {
-                JsonRead.SkipPropertyValue(ref reader);
-            }
-        }
-
-        return message;
-    }
+    /// <summary>Where this message's properties start in the request's list (<see cref="OpenAIRequest.MessageField"/>).</summary>
+    public int FirstField;
+    public int FieldCount;
 }
 
 /// <summary>One content part of an OpenAI user/assistant/tool message.</summary>
@@ -386,6 +468,7 @@ internal struct OpenAIPart
 /// <summary>One <c>tool_calls[]</c> entry of an assistant message.</summary>
 internal struct OpenAIToolCall
 {
+    public bool IsObject;
     public JsonSlice Id;
     public JsonSlice Name;
     public JsonSlice Arguments;
@@ -398,7 +481,7 @@ internal struct OpenAIToolCall
             throw new JsonException("A tool call must be an object.");
         }
 
-        var call = default(OpenAIToolCall);
+        var call = new OpenAIToolCall { IsObject = true };
         while (JsonRead.NextProperty(ref reader))
         {
             if (reader.ValueTextEquals("id"u8))

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using ExtProc.Protocols;
 
 namespace ExtProc.Translation.Common;
@@ -11,14 +13,17 @@ namespace ExtProc.Translation.Common;
 /// </summary>
 internal static class ToolNaming
 {
+    private static readonly SearchValues<byte> AsciiAlphanumerics = SearchValues.Create(Alphanumerics);
+    private static readonly SearchValues<byte> IdChars = SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"u8);
+
+    // One hasher per thread, reset by every use: the one-shot SHA256.HashData sets up and frees a
+    // native context per call, which costs twice the hashing of a short id.
+    [ThreadStatic]
+    private static IncrementalHash? t_sha256;
+
     public static string UpstreamToolName(string name, ProtocolKind upstream)
     {
-        var max = upstream switch
-        {
-            ProtocolKind.AnthropicMessages => 128,
-            ProtocolKind.Gemini => 128,
-            _ => 64,
-        };
+        var max = MaxNameLength(upstream);
         if (IsValidName(name, upstream, max))
         {
             return name;
@@ -48,25 +53,119 @@ internal static class ToolNaming
         return builder.ToString();
     }
 
-    /// <summary>A tool-call id the upstream accepts; valid ids pass unchanged.</summary>
-    public static string UpstreamToolCallId(string id, ProtocolKind upstream, UpstreamDialect dialect)
+    /// <summary>
+    /// Writes the upstream form of a tool name from its JSON string slice: a name that needs no rewrite (the
+    /// usual case) goes out from the body's bytes with no string made.
+    /// </summary>
+    public static void WriteToolName(Utf8JsonWriter writer, JsonEncodedText property, ReadOnlySpan<byte> document, JsonSlice name, ProtocolKind upstream)
     {
-        if (dialect == UpstreamDialect.Mistral)
+        using var text = new ScratchString(document, name);
+        if (IsValidName(text.Span, upstream, MaxNameLength(upstream)))
         {
-            return id.Length == 9 && IsAll(id, static c => char.IsAsciiLetterOrDigit(c)) ? id : Alphanumeric(id, 9);
+            writer.WriteString(property, text.Span);
+            return;
         }
 
-        var valid = id.Length > 0 && IsAll(id, static c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-');
-        return upstream switch
+        writer.WriteString(property, UpstreamToolName(JsonRead.GetString(document, name) ?? string.Empty, upstream));
+    }
+
+    /// <summary>Writes the upstream form of a tool-call id from its JSON string slice; true when it was rewritten.</summary>
+    public static bool WriteToolCallId(Utf8JsonWriter writer, JsonEncodedText property, ReadOnlySpan<byte> document, JsonSlice id, ProtocolKind upstream, UpstreamDialect dialect) =>
+        WriteToolCallId(writer, property, document, id, upstream, dialect, stackalloc byte[MaxRewrittenIdLength], out _);
+
+    /// <summary>As above; a rewritten id is also left in <c>rewritten[..length]</c> (at least <see cref="MaxRewrittenIdLength"/> bytes).</summary>
+    public static bool WriteToolCallId(
+        Utf8JsonWriter writer, JsonEncodedText property, ReadOnlySpan<byte> document, JsonSlice id, ProtocolKind upstream, UpstreamDialect dialect, Span<byte> rewritten, out int length)
+    {
+        using var text = new ScratchString(document, id);
+        if (RewriteToolCallId(text.Span, upstream, dialect, rewritten) is not { } written)
         {
-            ProtocolKind.AnthropicMessages => valid ? id : "toolu_" + Hex(id, 24),
-            _ => valid && id.Length <= 40 ? id : "call_" + Hex(id, 24),
-        };
+            writer.WriteString(property, text.Span);
+            length = 0;
+            return false;
+        }
+
+        length = written;
+        writer.WriteString(property, rewritten[..length]);
+        return true;
+    }
+
+    /// <summary>The longest rewritten id: <c>toolu_</c> and 24 hex digits.</summary>
+    public const int MaxRewrittenIdLength = 30;
+
+    /// <summary>A tool-call id the upstream accepts, from the id's unescaped UTF-8; null when it is valid as it is.</summary>
+    public static int? RewriteToolCallId(ReadOnlySpan<byte> id, ProtocolKind upstream, UpstreamDialect dialect, Span<byte> destination)
+    {
+        if (IsValidId(id, upstream, dialect))
+        {
+            return null;
+        }
+
+        Span<byte> hash = stackalloc byte[32];
+        Sha256(id, hash);
+        if (dialect == UpstreamDialect.Mistral)
+        {
+            for (var i = 0; i < 9; i++)
+            {
+                destination[i] = Alphanumerics[hash[i] % Alphanumerics.Length];
+            }
+
+            return 9;
+        }
+
+        var prefix = upstream == ProtocolKind.AnthropicMessages ? "toolu_"u8 : "call_"u8;
+        prefix.CopyTo(destination);
+        Convert.TryToHexStringLower(hash[..12], destination[prefix.Length..], out var written);
+        return prefix.Length + written;
     }
 
     /// <summary>An id for a tool call the upstream did not name (Gemini): stable per request and position.</summary>
     public static string SynthesizedCallId(string requestId, int index) =>
         "call_" + Hex(requestId + ":" + index.ToString(System.Globalization.CultureInfo.InvariantCulture), 24);
+
+    // Mistral's id alphabet (and the order its 9-character ids are drawn from; changing it changes every id).
+    private static ReadOnlySpan<byte> Alphanumerics => "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"u8;
+
+    private static int MaxNameLength(ProtocolKind upstream) => upstream switch
+    {
+        ProtocolKind.AnthropicMessages => 128,
+        ProtocolKind.Gemini => 128,
+        _ => 64,
+    };
+
+    // The UTF-8 checks below match the string ones: a valid name or id is ASCII, where bytes are chars.
+    private static bool IsValidName(ReadOnlySpan<byte> name, ProtocolKind upstream, int max)
+    {
+        if (name.Length == 0 || name.Length > max)
+        {
+            return false;
+        }
+
+        if (upstream == ProtocolKind.Gemini && !(char.IsAsciiLetter((char)name[0]) || name[0] == '_'))
+        {
+            return false;
+        }
+
+        foreach (var b in name)
+        {
+            if (!IsNameChar((char)b, upstream))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static bool IsValidId(ReadOnlySpan<byte> id, ProtocolKind upstream, UpstreamDialect dialect)
+    {
+        if (dialect == UpstreamDialect.Mistral)
+        {
+            return id.Length == 9 && id.IndexOfAnyExcept(AsciiAlphanumerics) < 0;
+        }
+
+        return id.Length > 0 && id.IndexOfAnyExcept(IdChars) < 0 && (upstream == ProtocolKind.AnthropicMessages || id.Length <= 40);
+    }
 
     private static bool IsValidName(string name, ProtocolKind upstream, int max)
     {
@@ -94,37 +193,17 @@ internal static class ToolNaming
     private static bool IsNameChar(char c, ProtocolKind upstream) =>
         char.IsAsciiLetterOrDigit(c) || c is '_' or '-' || (upstream == ProtocolKind.Gemini && c is '.' or ':');
 
-    private static bool IsAll(string text, Func<char, bool> allowed)
+    private static void Sha256(ReadOnlySpan<byte> source, Span<byte> hash)
     {
-        foreach (var c in text)
-        {
-            if (!allowed(c))
-            {
-                return false;
-            }
-        }
-
-        return true;
+        var sha256 = t_sha256 ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sha256.AppendData(source);
+        sha256.GetHashAndReset(hash);
     }
 
     private static string Hex(string source, int length)
     {
         Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(source), hash);
+        Sha256(Encoding.UTF8.GetBytes(source), hash);
         return Convert.ToHexStringLower(hash)[..length];
-    }
-
-    private static string Alphanumeric(string source, int length)
-    {
-        const string Alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-        Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(Encoding.UTF8.GetBytes(source), hash);
-        Span<char> chars = stackalloc char[length];
-        for (var i = 0; i < length; i++)
-        {
-            chars[i] = Alphabet[hash[i] % Alphabet.Length];
-        }
-
-        return new string(chars);
     }
 }

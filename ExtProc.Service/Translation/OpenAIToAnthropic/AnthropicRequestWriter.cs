@@ -38,8 +38,8 @@ internal static class AnthropicRequestWriter
             writer.WriteNumber("max_tokens"u8, defaultMaxTokens);
         }
 
-        WriteSystem(writer, document, request.Messages);
-        if (WriteMessages(writer, document, request.Messages, state) is { } refused)
+        WriteSystem(writer, document, request);
+        if (WriteMessages(writer, document, request, state) is { } refused)
         {
             return refused;
         }
@@ -81,14 +81,12 @@ internal static class AnthropicRequestWriter
         return null;
     }
 
-    private static void WriteSystem(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages)
+    private static void WriteSystem(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request)
     {
         var started = false;
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            ref readonly var message = ref request.Message(i);
             if (message.Role is not (OpenAIRole.System or OpenAIRole.Developer))
             {
                 continue;
@@ -143,20 +141,18 @@ internal static class AnthropicRequestWriter
         }
 
         writer.WriteStartObject();
-        writer.WriteString("type"u8, "text"u8);
-        JsonOut.Raw(writer, "text"u8, document, text);
+        writer.WriteString(JsonNames.Type, JsonNames.Text);
+        JsonOut.Raw(writer, JsonNames.Text, document, text);
         writer.WriteEndObject();
     }
 
-    private static string? WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages, TranslationState state)
+    private static string? WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, TranslationState state)
     {
         writer.WriteStartArray("messages"u8);
         var turn = Turn.None;
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            ref readonly var message = ref request.Message(i);
             switch (message.Role)
             {
                 case OpenAIRole.System or OpenAIRole.Developer:
@@ -173,7 +169,7 @@ internal static class AnthropicRequestWriter
                     WriteToolResult(writer, document, message, state);
                     break;
                 case OpenAIRole.Assistant:
-                    WriteAssistant(writer, document, message, ref turn);
+                    WriteAssistant(writer, document, request, message, ref turn);
                     break;
                 default:
                     return "A message has a role Anthropic cannot carry.";
@@ -205,8 +201,8 @@ internal static class AnthropicRequestWriter
         }
 
         writer.WriteStartObject();
-        writer.WriteString("role"u8, wanted == Turn.User ? "user"u8 : "assistant"u8);
-        writer.WriteStartArray("content"u8);
+        writer.WriteString(JsonNames.Role, wanted == Turn.User ? JsonNames.User : JsonNames.Assistant);
+        writer.WriteStartArray(JsonNames.Content);
         turn = wanted;
     }
 
@@ -314,12 +310,11 @@ internal static class AnthropicRequestWriter
     private static void WriteToolResult(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIMessage message, TranslationState state)
     {
         writer.WriteStartObject();
-        writer.WriteString("type"u8, "tool_result"u8);
-        var id = JsonRead.GetString(document, message.ToolCallId) ?? string.Empty;
-        writer.WriteString("tool_use_id"u8, ToolNaming.UpstreamToolCallId(id, ProtocolKind.AnthropicMessages, state.Dialect));
+        writer.WriteString(JsonNames.Type, JsonNames.ToolResult);
+        ToolNaming.WriteToolCallId(writer, JsonNames.ToolUseId, document, message.ToolCallId, ProtocolKind.AnthropicMessages, state.Dialect);
         if (message.Content.Kind(document) == JsonTokenType.String)
         {
-            JsonOut.Raw(writer, "content"u8, document, message.Content);
+            JsonOut.Raw(writer, JsonNames.Content, document, message.Content);
         }
         else if (message.Content.Kind(document) == JsonTokenType.StartArray)
         {
@@ -331,7 +326,7 @@ internal static class AnthropicRequestWriter
         writer.WriteEndObject();
     }
 
-    private static void WriteAssistant(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIMessage message, ref Turn turn)
+    private static void WriteAssistant(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, in OpenAIMessage message, ref Turn turn)
     {
         if (message.Content.Kind(document) == JsonTokenType.String && message.Content.Length > 2)
         {
@@ -354,23 +349,15 @@ internal static class AnthropicRequestWriter
             }
         }
 
-        if (message.ToolCalls.Kind(document) != JsonTokenType.StartArray)
+        for (var i = 0; i < message.ToolCallCount; i++)
         {
-            return;
-        }
-
-        var reader = message.ToolCalls.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
-        {
-            var call = OpenAIToolCall.Read(ref reader, message.ToolCalls.Start);
+            ref readonly var call = ref request.ToolCall(message.FirstToolCall + i);
             Open(writer, ref turn, Turn.Assistant);
             writer.WriteStartObject();
-            writer.WriteString("type"u8, "tool_use"u8);
-            var id = JsonRead.GetString(document, call.Id) ?? string.Empty;
-            writer.WriteString("id"u8, ToolNaming.UpstreamToolCallId(id, ProtocolKind.AnthropicMessages, UpstreamDialect.Standard));
-            writer.WriteString("name"u8, ToolNaming.UpstreamToolName(JsonRead.GetString(document, call.Name) ?? string.Empty, ProtocolKind.AnthropicMessages));
-            writer.WritePropertyName("input"u8);
+            writer.WriteString(JsonNames.Type, JsonNames.ToolUse);
+            ToolNaming.WriteToolCallId(writer, JsonNames.Id, document, call.Id, ProtocolKind.AnthropicMessages, UpstreamDialect.Standard);
+            ToolNaming.WriteToolName(writer, JsonNames.Name, document, call.Name, ProtocolKind.AnthropicMessages);
+            writer.WritePropertyName(JsonNames.Input);
             JsonOut.ArgumentsAsObject(writer, document, call.Arguments);
             writer.WriteEndObject();
         }

@@ -16,56 +16,48 @@ internal static class CompatibleRequestWriter
     private static ReadOnlySpan<byte> MistralBridge => "Done."u8;
 
     /// <summary>Writes the rewritten request; returns whether anything differs from the input.</summary>
-    public static bool Write(Utf8JsonWriter writer, ReadOnlySpan<byte> document, UpstreamDialect dialect)
+    public static bool Write(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, UpstreamDialect dialect)
     {
         var changed = false;
         var renameMaxTokens = dialect is UpstreamDialect.DeepSeek or UpstreamDialect.Qwen or UpstreamDialect.Mistral;
-        var hasMaxTokens = HasTopLevel(document, "max_tokens"u8);
-        var reader = new Utf8JsonReader(document, JsonRead.Options);
-        reader.Read();
         writer.WriteStartObject();
-        while (JsonRead.NextProperty(ref reader))
+        for (var i = 0; i < request.FieldCount; i++)
         {
-            if (reader.ValueTextEquals("messages"u8))
+            var field = request.Field(i);
+            if (field.NameEquals(document, "messages"u8))
             {
-                var messages = JsonRead.PropertyValue(ref reader, 0);
                 writer.WritePropertyName("messages"u8);
-                changed |= WriteMessages(writer, document, messages, dialect);
+                changed |= WriteMessages(writer, document, request, dialect);
             }
-            else if (renameMaxTokens && reader.ValueTextEquals("max_completion_tokens"u8))
+            else if (renameMaxTokens && field.NameEquals(document, "max_completion_tokens"u8))
             {
-                var value = JsonRead.PropertyValue(ref reader, 0);
-                if (!hasMaxTokens)
+                if (!request.MaxTokens.IsPresent)
                 {
-                    JsonOut.Raw(writer, "max_tokens"u8, document, value);
+                    JsonOut.Raw(writer, "max_tokens"u8, document, field.Value);
                 }
 
                 changed = true;
             }
-            else if (dialect == UpstreamDialect.Mistral && reader.ValueTextEquals("seed"u8))
+            else if (dialect == UpstreamDialect.Mistral && field.NameEquals(document, "seed"u8))
             {
-                JsonOut.Raw(writer, "random_seed"u8, document, JsonRead.PropertyValue(ref reader, 0));
+                JsonOut.Raw(writer, "random_seed"u8, document, field.Value);
                 changed = true;
             }
-            else if (dialect == UpstreamDialect.Mistral && reader.ValueTextEquals("tool_choice"u8))
+            else if (dialect == UpstreamDialect.Mistral && field.NameEquals(document, "tool_choice"u8))
             {
-                var value = JsonRead.PropertyValue(ref reader, 0);
-                if (JsonRead.StringEquals(document, value, "required"u8))
+                if (JsonRead.StringEquals(document, field.Value, "required"u8))
                 {
                     writer.WriteString("tool_choice"u8, "any"u8);
                     changed = true;
                 }
                 else
                 {
-                    JsonOut.Raw(writer, "tool_choice"u8, document, value);
+                    JsonOut.Raw(writer, "tool_choice"u8, document, field.Value);
                 }
             }
             else
             {
-                var name = reader.ValueSpan;
-                var escaped = reader.ValueIsEscaped ? reader.GetString() : null;
-                var value = JsonRead.PropertyValue(ref reader, 0);
-                JsonOut.Raw(writer, name, escaped, document, value);
+                field.CopyTo(writer, document);
             }
         }
 
@@ -73,43 +65,27 @@ internal static class CompatibleRequestWriter
         return changed;
     }
 
-    private static bool HasTopLevel(ReadOnlySpan<byte> document, ReadOnlySpan<byte> name)
+    private static bool WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, UpstreamDialect dialect)
     {
-        var reader = new Utf8JsonReader(document, JsonRead.Options);
-        reader.Read();
-        while (JsonRead.NextProperty(ref reader))
+        var ids = default(RewrittenIds);
+        try
         {
-            if (reader.ValueTextEquals(name))
-            {
-                return true;
-            }
-
-            JsonRead.SkipPropertyValue(ref reader);
+            return WriteMessages(writer, document, request, dialect, ref ids);
         }
-
-        return false;
+        finally
+        {
+            ids.Dispose();
+        }
     }
 
-    private static bool WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages, UpstreamDialect dialect)
+    private static bool WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, UpstreamDialect dialect, ref RewrittenIds ids)
     {
-        if (messages.Kind(document) != JsonTokenType.StartArray)
-        {
-            writer.WriteRawValue(messages.In(document), skipInputValidation: true);
-            return false;
-        }
-
         var changed = false;
         var previous = OpenAIRole.Unknown;
         writer.WriteStartArray();
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var start = (int)reader.TokenStartIndex;
-            var probe = reader;
-            var message = OpenAIMessage.Read(ref probe, messages.Start);
-            reader.Skip();
-            var slice = new JsonSlice(messages.Start + start, (int)reader.BytesConsumed - start);
+            ref readonly var message = ref request.Message(i);
             if (dialect == UpstreamDialect.Mistral && previous == OpenAIRole.Tool && message.Role == OpenAIRole.User)
             {
                 writer.WriteStartObject();
@@ -119,7 +95,7 @@ internal static class CompatibleRequestWriter
                 changed = true;
             }
 
-            changed |= WriteMessage(writer, document, slice, message, dialect);
+            changed |= WriteMessage(writer, document, request, message, dialect, ref ids);
             previous = message.Role;
         }
 
@@ -127,29 +103,26 @@ internal static class CompatibleRequestWriter
         return changed;
     }
 
-    private static bool WriteMessage(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice slice, in OpenAIMessage message, UpstreamDialect dialect)
+    private static bool WriteMessage(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, in OpenAIMessage message, UpstreamDialect dialect, ref RewrittenIds ids)
     {
         var mistral = dialect == UpstreamDialect.Mistral;
         var addReasoning = dialect == UpstreamDialect.DeepSeek && message.Role == OpenAIRole.Assistant
             && message.ToolCalls.Kind(document) == JsonTokenType.StartArray && !message.ReasoningContent.IsPresent;
         if (!mistral && !addReasoning)
         {
-            writer.WriteRawValue(slice.In(document), skipInputValidation: true);
+            writer.WriteRawValue(message.Whole.In(document), skipInputValidation: true);
             return false;
         }
 
         var changed = addReasoning;
         writer.WriteStartObject();
-        var reader = slice.Reader(document);
-        reader.Read();
-        while (JsonRead.NextProperty(ref reader))
+        for (var i = 0; i < message.FieldCount; i++)
         {
-            var isName = reader.ValueTextEquals("name"u8);
-            var isToolCallId = reader.ValueTextEquals("tool_call_id"u8);
-            var isToolCalls = reader.ValueTextEquals("tool_calls"u8);
-            var name = reader.ValueSpan;
-            var escaped = reader.ValueIsEscaped ? reader.GetString() : null;
-            var value = JsonRead.PropertyValue(ref reader, slice.Start);
+            var field = request.MessageField(message.FirstField + i);
+            var isName = field.NameEquals(document, "name"u8);
+            var isToolCallId = field.NameEquals(document, "tool_call_id"u8);
+            var isToolCalls = field.NameEquals(document, "tool_calls"u8);
+            var value = field.Value;
             if (mistral && (value.Kind(document) == JsonTokenType.Null || (isName && message.Role != OpenAIRole.Tool)))
             {
                 changed = true; // Mistral refuses null fields and names outside tool messages
@@ -158,16 +131,16 @@ internal static class CompatibleRequestWriter
 
             if (mistral && isToolCallId)
             {
-                changed |= WriteId(writer, "tool_call_id"u8, document, value);
+                changed |= ids.Write(writer, JsonNames.ToolCallId, document, value, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral);
             }
             else if (mistral && isToolCalls && value.Kind(document) == JsonTokenType.StartArray)
             {
-                writer.WritePropertyName("tool_calls"u8);
-                changed |= WriteToolCalls(writer, document, value);
+                writer.WritePropertyName(JsonNames.ToolCalls);
+                changed |= WriteToolCalls(writer, document, value, ref ids);
             }
             else
             {
-                JsonOut.Raw(writer, name, escaped, document, value);
+                field.CopyTo(writer, document);
             }
         }
 
@@ -181,7 +154,7 @@ internal static class CompatibleRequestWriter
         return changed;
     }
 
-    private static bool WriteToolCalls(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice calls)
+    private static bool WriteToolCalls(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice calls, ref RewrittenIds ids)
     {
         var changed = false;
         writer.WriteStartArray();
@@ -203,7 +176,7 @@ internal static class CompatibleRequestWriter
                 var value = JsonRead.PropertyValue(ref reader, calls.Start);
                 if (isId)
                 {
-                    changed |= WriteId(writer, "id"u8, document, value);
+                    changed |= ids.Write(writer, JsonNames.Id, document, value, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral);
                 }
                 else
                 {
@@ -216,13 +189,5 @@ internal static class CompatibleRequestWriter
 
         writer.WriteEndArray();
         return changed;
-    }
-
-    private static bool WriteId(Utf8JsonWriter writer, ReadOnlySpan<byte> name, ReadOnlySpan<byte> document, JsonSlice value)
-    {
-        var id = JsonRead.GetString(document, value) ?? string.Empty;
-        var mapped = ToolNaming.UpstreamToolCallId(id, ProtocolKind.OpenAiChat, UpstreamDialect.Mistral);
-        writer.WriteString(name, mapped);
-        return !string.Equals(id, mapped, StringComparison.Ordinal);
     }
 }

@@ -33,10 +33,11 @@ internal sealed class OpenAIToCompatibleTranslator : TranslationDirection
     {
         state = null;
         var document = JsonRead.Contiguous(clientBody, out var rented);
+        var request = default(OpenAIRequest);
         var scratch = new Buffers.PooledBufferWriter();
         try
         {
-            if (OpenAIRequest.Read(document, out var request) is { } refused)
+            if (OpenAIRequest.Read(document, out request, keepMessageFields: true) is { } refused)
             {
                 return TranslationResult.Fail(TranslationErrors.InvalidBody, refused);
             }
@@ -51,7 +52,7 @@ internal sealed class OpenAIToCompatibleTranslator : TranslationDirection
 
             // The model name is the routing stage's business (a header or path for Azure); the body keeps the client's.
             var writer = JsonOut.Writer(scratch);
-            var changed = CompatibleRequestWriter.Write(writer, document, Dialect);
+            var changed = CompatibleRequestWriter.Write(writer, document, request, Dialect);
             writer.Flush();
             if (!changed)
             {
@@ -68,6 +69,7 @@ internal sealed class OpenAIToCompatibleTranslator : TranslationDirection
         }
         finally
         {
+            request.Dispose();
             scratch.Dispose();
             JsonRead.Release(rented, document.Length);
         }

@@ -21,15 +21,15 @@ internal static class GeminiRequestWriter
     public static string? Write(ReadOnlySpan<byte> document, in OpenAIRequest request, TranslationState state, IBufferWriter<byte> output)
     {
         var jsonSchema = GeminiSchema.TakesJsonSchema(state.UpstreamModel);
-        var toolNames = ToolNamesById(document, request.Messages);
+        var toolNames = ToolCallLookup.For(document, request);
         var writer = JsonOut.Writer(output);
         writer.WriteStartObject();
-        if (WriteContents(writer, document, request.Messages, toolNames) is { } refused)
+        if (WriteContents(writer, document, request, toolNames) is { } refused)
         {
             return refused;
         }
 
-        WriteSystem(writer, document, request.Messages);
+        WriteSystem(writer, document, request);
         if (request.Tools.Kind(document) == JsonTokenType.StartArray && WriteTools(writer, document, request.Tools, state, jsonSchema) is { } badTool)
         {
             return badTool;
@@ -42,43 +42,12 @@ internal static class GeminiRequestWriter
         return null;
     }
 
-    /// <summary>tool_call_id → function name, from the assistant turns of this request (functionResponse needs the name).</summary>
-    private static Dictionary<string, string> ToolNamesById(ReadOnlySpan<byte> document, JsonSlice messages)
-    {
-        var names = new Dictionary<string, string>(StringComparer.Ordinal);
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
-        {
-            var message = OpenAIMessage.Read(ref reader, messages.Start);
-            if (message.Role != OpenAIRole.Assistant || message.ToolCalls.Kind(document) != JsonTokenType.StartArray)
-            {
-                continue;
-            }
-
-            var calls = message.ToolCalls.Reader(document);
-            calls.Read();
-            while (JsonRead.NextElement(ref calls))
-            {
-                var call = OpenAIToolCall.Read(ref calls, message.ToolCalls.Start);
-                if (JsonRead.GetString(document, call.Id) is { } id && JsonRead.GetString(document, call.Name) is { } name)
-                {
-                    names[id] = ToolNaming.UpstreamToolName(name, ProtocolKind.Gemini);
-                }
-            }
-        }
-
-        return names;
-    }
-
-    private static void WriteSystem(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages)
+    private static void WriteSystem(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request)
     {
         var started = false;
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            ref readonly var message = ref request.Message(i);
             if (message.Role is not (OpenAIRole.System or OpenAIRole.Developer))
             {
                 continue;
@@ -134,7 +103,7 @@ internal static class GeminiRequestWriter
         }
 
         writer.WriteStartObject();
-        JsonOut.Raw(writer, "text"u8, document, text);
+        JsonOut.Raw(writer, JsonNames.Text, document, text);
         writer.WriteEndObject();
     }
 
@@ -152,20 +121,18 @@ internal static class GeminiRequestWriter
         }
 
         writer.WriteStartObject();
-        writer.WriteString("role"u8, wanted == Turn.User ? "user"u8 : "model"u8);
-        writer.WriteStartArray("parts"u8);
+        writer.WriteString(JsonNames.Role, wanted == Turn.User ? JsonNames.User : JsonNames.Model);
+        writer.WriteStartArray(JsonNames.Parts);
         turn = wanted;
     }
 
-    private static string? WriteContents(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice messages, Dictionary<string, string> toolNames)
+    private static string? WriteContents(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, ToolCallLookup toolNames)
     {
         writer.WriteStartArray("contents"u8);
         var turn = Turn.None;
-        var reader = messages.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
+        for (var i = 0; i < request.MessageCount; i++)
         {
-            var message = OpenAIMessage.Read(ref reader, messages.Start);
+            ref readonly var message = ref request.Message(i);
             switch (message.Role)
             {
                 case OpenAIRole.System or OpenAIRole.Developer:
@@ -179,10 +146,10 @@ internal static class GeminiRequestWriter
                     break;
                 case OpenAIRole.Tool:
                     Open(writer, ref turn, Turn.User);
-                    WriteFunctionResponse(writer, document, message, toolNames);
+                    WriteFunctionResponse(writer, document, request, message, toolNames);
                     break;
                 case OpenAIRole.Assistant:
-                    WriteModel(writer, document, message, ref turn);
+                    WriteModel(writer, document, request, message, ref turn);
                     break;
                 default:
                     return "A message has a role Gemini cannot carry.";
@@ -272,23 +239,37 @@ internal static class GeminiRequestWriter
         }
     }
 
-    private static void WriteFunctionResponse(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIMessage message, Dictionary<string, string> toolNames)
+    private static void WriteFunctionResponse(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, in OpenAIMessage message, ToolCallLookup toolNames)
     {
-        var id = JsonRead.GetString(document, message.ToolCallId) ?? string.Empty;
         writer.WriteStartObject();
-        writer.WriteStartObject("functionResponse"u8);
-        writer.WriteString("name"u8, toolNames.TryGetValue(id, out var name) ? name : "unknown_tool");
-        writer.WritePropertyName("response"u8);
+        writer.WriteStartObject(JsonNames.FunctionResponse);
+        using (var id = new ScratchString(document, message.ToolCallId, stackalloc byte[ScratchString.StackSize]))
+        {
+            var call = toolNames.Find(document, request, id.Span);
+            if (call >= 0)
+            {
+                ToolNaming.WriteToolName(writer, JsonNames.Name, document, request.ToolCall(call).Name, ProtocolKind.Gemini);
+            }
+            else
+            {
+                writer.WriteString(JsonNames.Name, "unknown_tool"u8);
+            }
+        }
+
+        writer.WritePropertyName(JsonNames.Response);
+        if (message.Content.Kind(document) == JsonTokenType.String)
+        {
+            using var content = new ScratchString(document, message.Content, stackalloc byte[ScratchString.StackSize]);
+            WriteResponseValue(writer, content.Span);
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+            return;
+        }
+
         var text = new TextBuffer();
         try
         {
-            if (message.Content.Kind(document) == JsonTokenType.String)
-            {
-                var reader = message.Content.Reader(document);
-                reader.Read();
-                text.Append(ref reader);
-            }
-            else if (message.Content.Kind(document) == JsonTokenType.StartArray)
+            if (message.Content.Kind(document) == JsonTokenType.StartArray)
             {
                 var parts = message.Content.Reader(document);
                 parts.Read();
@@ -304,17 +285,7 @@ internal static class GeminiRequestWriter
                 }
             }
 
-            // A JSON object result is the response itself; anything else is wrapped as {"output": …}.
-            if (JsonRead.IsSingleObject(text.Span))
-            {
-                writer.WriteRawValue(text.Span, skipInputValidation: true);
-            }
-            else
-            {
-                writer.WriteStartObject();
-                writer.WriteString("output"u8, text.Span);
-                writer.WriteEndObject();
-            }
+            WriteResponseValue(writer, text.Span);
         }
         finally
         {
@@ -325,7 +296,22 @@ internal static class GeminiRequestWriter
         writer.WriteEndObject();
     }
 
-    private static void WriteModel(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIMessage message, ref Turn turn)
+    /// <summary>A JSON object result is the response itself; anything else is wrapped as {"output": …}.</summary>
+    private static void WriteResponseValue(Utf8JsonWriter writer, ReadOnlySpan<byte> text)
+    {
+        if (JsonRead.IsSingleObject(text))
+        {
+            writer.WriteRawValue(text, skipInputValidation: true);
+        }
+        else
+        {
+            writer.WriteStartObject();
+            writer.WriteString("output"u8, text);
+            writer.WriteEndObject();
+        }
+    }
+
+    private static void WriteModel(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, in OpenAIMessage message, ref Turn turn)
     {
         if (message.Content.Kind(document) == JsonTokenType.String && message.Content.Length > 2)
         {
@@ -338,36 +324,28 @@ internal static class GeminiRequestWriter
             WriteTextParts(writer, document, message.Content);
         }
 
-        if (message.ToolCalls.Kind(document) != JsonTokenType.StartArray)
+        for (var i = 0; i < message.ToolCallCount; i++)
         {
-            return;
-        }
-
-        var first = true;
-        var reader = message.ToolCalls.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
-        {
-            var call = OpenAIToolCall.Read(ref reader, message.ToolCalls.Start);
+            ref readonly var call = ref request.ToolCall(message.FirstToolCall + i);
+            var first = i == 0;
             Open(writer, ref turn, Turn.Model);
             writer.WriteStartObject();
-            writer.WriteStartObject("functionCall"u8);
-            writer.WriteString("name"u8, ToolNaming.UpstreamToolName(JsonRead.GetString(document, call.Name) ?? string.Empty, ProtocolKind.Gemini));
-            writer.WritePropertyName("args"u8);
+            writer.WriteStartObject(JsonNames.FunctionCall);
+            ToolNaming.WriteToolName(writer, JsonNames.Name, document, call.Name, ProtocolKind.Gemini);
+            writer.WritePropertyName(JsonNames.Args);
             JsonOut.ArgumentsAsObject(writer, document, call.Arguments);
             writer.WriteEndObject();
 
             // Gemini 3 wants the signature of a turn's first function call back (the client echoes it in extra_content).
             if (call.ThoughtSignature.Kind(document) == JsonTokenType.String)
             {
-                JsonOut.Raw(writer, "thoughtSignature"u8, document, call.ThoughtSignature);
+                JsonOut.Raw(writer, JsonNames.ThoughtSignature, document, call.ThoughtSignature);
             }
             else if (first)
             {
-                writer.WriteString("thoughtSignature"u8, DummySignature);
+                writer.WriteString(JsonNames.ThoughtSignature, DummySignature);
             }
 
-            first = false;
             writer.WriteEndObject();
         }
     }

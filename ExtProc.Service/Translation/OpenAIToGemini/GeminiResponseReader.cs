@@ -18,11 +18,27 @@ internal static class GeminiResponseReader
             return TranslationResult.Rewritten(status);
         }
 
+        var candidates = default(GeminiCandidates);
+        try
+        {
+            return WriteOpenAI(document, status, state, output, ref candidates);
+        }
+        finally
+        {
+            candidates.Dispose();
+        }
+    }
+
+    private static TranslationResult WriteOpenAI(ReadOnlySpan<byte> document, int status, TranslationState state, IBufferWriter<byte> output, ref GeminiCandidates candidates)
+    {
         GeminiResponse response;
         try
         {
-            response = GeminiResponse.Read(document);
-            Validate(document, response.Candidates);
+            response = GeminiResponse.Read(document, ref candidates);
+            if (candidates.Malformed)
+            {
+                throw new JsonException("A candidate or part is malformed.");
+            }
         }
         catch (JsonException)
         {
@@ -59,17 +75,10 @@ internal static class GeminiResponseReader
         writer.WriteStartArray("choices"u8);
         var toolOrdinal = 0;
         var any = false;
-        if (response.Candidates.Kind(document) == JsonTokenType.StartArray)
+        for (var i = 0; i < candidates.Count; i++)
         {
-            var reader = response.Candidates.Reader(document);
-            reader.Read();
-            var position = 0;
-            while (JsonRead.NextElement(ref reader))
-            {
-                var candidate = GeminiCandidate.Read(ref reader, response.Candidates.Start, position++);
-                WriteChoice(writer, document, candidate, state, ref toolOrdinal);
-                any = true;
-            }
+            WriteChoice(writer, document, candidates, candidates.Candidate(i), state, ref toolOrdinal);
+            any = true;
         }
 
         if (!any)
@@ -94,74 +103,31 @@ internal static class GeminiResponseReader
         return TranslationResult.Rewritten(status);
     }
 
-    /// <summary>Reads every candidate and part once so that writing cannot meet malformed input.</summary>
-    private static void Validate(ReadOnlySpan<byte> document, JsonSlice candidates)
-    {
-        if (!candidates.IsPresent)
-        {
-            return;
-        }
-
-        if (candidates.Kind(document) != JsonTokenType.StartArray)
-        {
-            throw new JsonException("candidates must be an array.");
-        }
-
-        var reader = candidates.Reader(document);
-        reader.Read();
-        var position = 0;
-        while (JsonRead.NextElement(ref reader))
-        {
-            var candidate = GeminiCandidate.Read(ref reader, candidates.Start, position++);
-            if (candidate.Parts.Kind(document) is not (JsonTokenType.StartArray or JsonTokenType.None))
-            {
-                throw new JsonException("parts must be an array.");
-            }
-
-            if (!candidate.Parts.IsPresent)
-            {
-                continue;
-            }
-
-            var parts = candidate.Parts.Reader(document);
-            parts.Read();
-            while (JsonRead.NextElement(ref parts))
-            {
-                _ = GeminiPart.Read(ref parts, candidate.Parts.Start);
-            }
-        }
-    }
-
-    private static void WriteChoice(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in GeminiCandidate candidate, TranslationState state, ref int toolOrdinal)
+    private static void WriteChoice(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in GeminiCandidates candidates, in GeminiCandidate candidate, TranslationState state, ref int toolOrdinal)
     {
         var text = new TextBuffer();
         var thoughts = new TextBuffer();
         try
         {
             var calls = 0;
-            if (candidate.Parts.IsPresent)
+            for (var i = 0; i < candidate.PartCount; i++)
             {
-                var parts = candidate.Parts.Reader(document);
-                parts.Read();
-                while (JsonRead.NextElement(ref parts))
+                ref readonly var part = ref candidates.Part(candidate.FirstPart + i);
+                if (part.IsFunctionCall)
                 {
-                    var part = GeminiPart.Read(ref parts, candidate.Parts.Start);
-                    if (part.IsFunctionCall)
+                    calls++;
+                }
+                else if (part.Text.Kind(document) == JsonTokenType.String)
+                {
+                    var value = part.Text.Reader(document);
+                    value.Read();
+                    if (part.Thought)
                     {
-                        calls++;
+                        thoughts.Append(ref value);
                     }
-                    else if (part.Text.Kind(document) == JsonTokenType.String)
+                    else
                     {
-                        var value = part.Text.Reader(document);
-                        value.Read();
-                        if (part.Thought)
-                        {
-                            thoughts.Append(ref value);
-                        }
-                        else
-                        {
-                            text.Append(ref value);
-                        }
+                        text.Append(ref value);
                     }
                 }
             }
@@ -188,11 +154,9 @@ internal static class GeminiResponseReader
             if (calls > 0)
             {
                 writer.WriteStartArray("tool_calls"u8);
-                var parts = candidate.Parts.Reader(document);
-                parts.Read();
-                while (JsonRead.NextElement(ref parts))
+                for (var i = 0; i < candidate.PartCount; i++)
                 {
-                    var part = GeminiPart.Read(ref parts, candidate.Parts.Start);
+                    ref readonly var part = ref candidates.Part(candidate.FirstPart + i);
                     if (part.IsFunctionCall)
                     {
                         WriteToolCall(writer, document, part, state, toolOrdinal++, index: -1);

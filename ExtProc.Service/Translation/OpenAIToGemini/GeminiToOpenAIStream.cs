@@ -25,7 +25,20 @@ internal sealed class GeminiToOpenAIStream : OpenAIClientStream
 
     protected override void OnEvent(ReadOnlySpan<byte> eventName, ReadOnlySpan<byte> data, IBufferWriter<byte> output)
     {
-        var response = GeminiResponse.Read(data);
+        var candidates = default(GeminiCandidates);
+        try
+        {
+            OnEvent(data, ref candidates, output);
+        }
+        finally
+        {
+            candidates.Dispose();
+        }
+    }
+
+    private void OnEvent(ReadOnlySpan<byte> data, ref GeminiCandidates candidates, IBufferWriter<byte> output)
+    {
+        var response = GeminiResponse.Read(data, ref candidates);
         if (response.Error.IsPresent)
         {
             var (message, code) = ErrorBodies.ReadUpstream(data, 500);
@@ -34,7 +47,11 @@ internal sealed class GeminiToOpenAIStream : OpenAIClientStream
             return;
         }
 
-        ValidateCandidates(data, response.Candidates);
+        if (candidates.Malformed)
+        {
+            throw new JsonException("A candidate or part is malformed.");
+        }
+
         if (!_idSet)
         {
             _idSet = true;
@@ -51,33 +68,18 @@ internal sealed class GeminiToOpenAIStream : OpenAIClientStream
 
         _blocked |= response.BlockReason.IsPresent;
         Usage.ReadGemini(data, response.UsageMetadata);
-        if (response.Candidates.Kind(data) != JsonTokenType.StartArray)
+        for (var i = 0; i < candidates.Count; i++)
         {
-            return;
-        }
-
-        var reader = response.Candidates.Reader(data);
-        reader.Read();
-        var position = 0;
-        while (JsonRead.NextElement(ref reader))
-        {
-            var candidate = GeminiCandidate.Read(ref reader, response.Candidates.Start, position++);
+            ref readonly var candidate = ref candidates.Candidate(i);
             if (candidate.FinishReason.Kind(data) == JsonTokenType.String && candidate.Index == 0)
             {
                 using var reason = new ScratchString(data, candidate.FinishReason);
                 _finish = reason.Span.ToArray();
             }
 
-            if (!candidate.Parts.IsPresent)
+            for (var j = 0; j < candidate.PartCount; j++)
             {
-                continue;
-            }
-
-            var parts = candidate.Parts.Reader(data);
-            parts.Read();
-            while (JsonRead.NextElement(ref parts))
-            {
-                var part = GeminiPart.Read(ref parts, candidate.Parts.Start);
+                ref readonly var part = ref candidates.Part(candidate.FirstPart + j);
                 if (part.IsFunctionCall)
                 {
                     var index = NextToolIndex++;
@@ -110,43 +112,6 @@ internal sealed class GeminiToOpenAIStream : OpenAIClientStream
         else
         {
             Fail(output, "The upstream stream ended before the response was complete.");
-        }
-    }
-
-    private static void ValidateCandidates(ReadOnlySpan<byte> data, JsonSlice candidates)
-    {
-        if (!candidates.IsPresent)
-        {
-            return;
-        }
-
-        if (candidates.Kind(data) != JsonTokenType.StartArray)
-        {
-            throw new JsonException("candidates must be an array.");
-        }
-
-        var reader = candidates.Reader(data);
-        reader.Read();
-        var position = 0;
-        while (JsonRead.NextElement(ref reader))
-        {
-            var candidate = GeminiCandidate.Read(ref reader, candidates.Start, position++);
-            if (candidate.Parts.Kind(data) is not (JsonTokenType.StartArray or JsonTokenType.None))
-            {
-                throw new JsonException("parts must be an array.");
-            }
-
-            if (!candidate.Parts.IsPresent)
-            {
-                continue;
-            }
-
-            var parts = candidate.Parts.Reader(data);
-            parts.Read();
-            while (JsonRead.NextElement(ref parts))
-            {
-                _ = GeminiPart.Read(ref parts, candidate.Parts.Start);
-            }
         }
     }
 }

@@ -13,7 +13,8 @@ internal struct GeminiResponse
     public JsonSlice BlockReason;
     public JsonSlice Error;
 
-    public static GeminiResponse Read(ReadOnlySpan<byte> document)
+    /// <summary>Reads the top level; the candidates and their parts go into <paramref name="candidates"/>.</summary>
+    public static GeminiResponse Read(ReadOnlySpan<byte> document, ref GeminiCandidates candidates)
     {
         var result = default(GeminiResponse);
         var reader = new Utf8JsonReader(document, JsonRead.Options);
@@ -26,7 +27,7 @@ internal struct GeminiResponse
         {
             if (reader.ValueTextEquals("candidates"u8))
             {
-                result.Candidates = JsonRead.PropertyValue(ref reader, 0);
+                result.Candidates = candidates.Read(ref reader);
             }
             else if (reader.ValueTextEquals("usageMetadata"u8))
             {
@@ -87,7 +88,12 @@ internal struct GeminiCandidate
     public JsonSlice Parts;
     public JsonSlice FinishReason;
 
-    public static GeminiCandidate Read(ref Utf8JsonReader reader, int origin, int position)
+    /// <summary>Where this candidate's parts are in the list they were read into.</summary>
+    public int FirstPart;
+    public int PartCount;
+
+    /// <summary>Reads a candidate and its parts (into <paramref name="parts"/>); throws when either is malformed.</summary>
+    public static GeminiCandidate Read(ref Utf8JsonReader reader, int origin, int position, ref PooledList<GeminiPart> parts)
     {
         if (reader.TokenType != JsonTokenType.StartObject)
         {
@@ -119,7 +125,7 @@ internal struct GeminiCandidate
                 {
                     if (reader.ValueTextEquals("parts"u8))
                     {
-                        result.Parts = JsonRead.PropertyValue(ref reader, origin);
+                        result.Parts = ReadParts(ref reader, origin, ref parts, out result.FirstPart, out result.PartCount);
                     }
                     else
                     {
@@ -134,6 +140,26 @@ internal struct GeminiCandidate
         }
 
         return result;
+    }
+
+    private static JsonSlice ReadParts(ref Utf8JsonReader reader, int origin, ref PooledList<GeminiPart> parts, out int first, out int count)
+    {
+        reader.Read();
+        var start = (int)reader.TokenStartIndex;
+        if (reader.TokenType != JsonTokenType.StartArray)
+        {
+            throw new JsonException("parts must be an array.");
+        }
+
+        first = parts.Count;
+        count = 0;
+        while (JsonRead.NextElement(ref reader))
+        {
+            parts.Add(GeminiPart.Read(ref reader, origin));
+            count++;
+        }
+
+        return new JsonSlice(origin + start, (int)reader.BytesConsumed - start);
     }
 }
 
