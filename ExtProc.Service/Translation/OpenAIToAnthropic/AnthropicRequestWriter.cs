@@ -370,65 +370,9 @@ internal static class AnthropicRequestWriter
         var started = false;
         while (JsonRead.NextElement(ref reader))
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            if (OpenAIFunctionTool.Read(ref reader, document, tools.Start, ProtocolKind.AnthropicMessages, state, out var tool) is { } error)
             {
-                return "Each tool must be an object.";
-            }
-
-            JsonSlice type = default, name = default, description = default, parameters = default, strict = default;
-            while (JsonRead.NextProperty(ref reader))
-            {
-                if (reader.ValueTextEquals("type"u8))
-                {
-                    type = JsonRead.PropertyValue(ref reader, tools.Start);
-                }
-                else if (reader.ValueTextEquals("function"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.StartObject)
-                    {
-                        return "A function tool needs a function object.";
-                    }
-
-                    while (JsonRead.NextProperty(ref reader))
-                    {
-                        if (reader.ValueTextEquals("name"u8))
-                        {
-                            name = JsonRead.PropertyValue(ref reader, tools.Start);
-                        }
-                        else if (reader.ValueTextEquals("description"u8))
-                        {
-                            description = JsonRead.PropertyValue(ref reader, tools.Start);
-                        }
-                        else if (reader.ValueTextEquals("parameters"u8))
-                        {
-                            parameters = JsonRead.PropertyValue(ref reader, tools.Start);
-                        }
-                        else if (reader.ValueTextEquals("strict"u8))
-                        {
-                            strict = JsonRead.PropertyValue(ref reader, tools.Start);
-                        }
-                        else
-                        {
-                            JsonRead.SkipPropertyValue(ref reader);
-                        }
-                    }
-                }
-                else
-                {
-                    JsonRead.SkipPropertyValue(ref reader);
-                }
-            }
-
-            if (type.IsPresent && !JsonRead.StringEquals(document, type, "function"u8))
-            {
-                return "Only function tools can be carried to Anthropic.";
-            }
-
-            var clientName = JsonRead.GetString(document, name);
-            if (string.IsNullOrEmpty(clientName))
-            {
-                return "A function tool needs a name.";
+                return error;
             }
 
             if (!started)
@@ -437,23 +381,17 @@ internal static class AnthropicRequestWriter
                 started = true;
             }
 
-            var upstreamName = ToolNaming.UpstreamToolName(clientName, ProtocolKind.AnthropicMessages);
-            if (!string.Equals(upstreamName, clientName, StringComparison.Ordinal))
-            {
-                state.AddRename(upstreamName, clientName);
-            }
-
             writer.WriteStartObject();
-            writer.WriteString("name"u8, upstreamName);
-            if (description.Kind(document) == JsonTokenType.String)
+            writer.WriteString("name"u8, tool.UpstreamName);
+            if (tool.Description.Kind(document) == JsonTokenType.String)
             {
-                JsonOut.Raw(writer, "description"u8, document, description);
+                JsonOut.Raw(writer, "description"u8, document, tool.Description);
             }
 
             // The schema is carried as-is (rebuilding it loses keywords).
-            if (parameters.Kind(document) == JsonTokenType.StartObject)
+            if (tool.Parameters.Kind(document) == JsonTokenType.StartObject)
             {
-                JsonOut.Raw(writer, "input_schema"u8, document, parameters);
+                JsonOut.Raw(writer, "input_schema"u8, document, tool.Parameters);
             }
             else
             {
@@ -462,7 +400,7 @@ internal static class AnthropicRequestWriter
                 writer.WriteEndObject();
             }
 
-            if (JsonRead.IsTrue(document, strict))
+            if (JsonRead.IsTrue(document, tool.Strict))
             {
                 writer.WriteBoolean("strict"u8, true);
             }

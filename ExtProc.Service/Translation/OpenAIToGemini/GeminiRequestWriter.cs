@@ -359,86 +359,28 @@ internal static class GeminiRequestWriter
         reader.Read();
         while (JsonRead.NextElement(ref reader))
         {
-            if (reader.TokenType != JsonTokenType.StartObject)
+            if (OpenAIFunctionTool.Read(ref reader, document, tools.Start, ProtocolKind.Gemini, state, out var tool) is { } error)
             {
-                return "Each tool must be an object.";
-            }
-
-            JsonSlice type = default, name = default, description = default, parameters = default;
-            while (JsonRead.NextProperty(ref reader))
-            {
-                if (reader.ValueTextEquals("type"u8))
-                {
-                    type = JsonRead.PropertyValue(ref reader, tools.Start);
-                }
-                else if (reader.ValueTextEquals("function"u8))
-                {
-                    reader.Read();
-                    if (reader.TokenType != JsonTokenType.StartObject)
-                    {
-                        return "A function tool needs a function object.";
-                    }
-
-                    while (JsonRead.NextProperty(ref reader))
-                    {
-                        if (reader.ValueTextEquals("name"u8))
-                        {
-                            name = JsonRead.PropertyValue(ref reader, tools.Start);
-                        }
-                        else if (reader.ValueTextEquals("description"u8))
-                        {
-                            description = JsonRead.PropertyValue(ref reader, tools.Start);
-                        }
-                        else if (reader.ValueTextEquals("parameters"u8))
-                        {
-                            parameters = JsonRead.PropertyValue(ref reader, tools.Start);
-                        }
-                        else
-                        {
-                            JsonRead.SkipPropertyValue(ref reader);
-                        }
-                    }
-                }
-                else
-                {
-                    JsonRead.SkipPropertyValue(ref reader);
-                }
-            }
-
-            if (type.IsPresent && !JsonRead.StringEquals(document, type, "function"u8))
-            {
-                return "Only function tools can be carried to Gemini.";
-            }
-
-            var clientName = JsonRead.GetString(document, name);
-            if (string.IsNullOrEmpty(clientName))
-            {
-                return "A function tool needs a name.";
-            }
-
-            var upstreamName = ToolNaming.UpstreamToolName(clientName, ProtocolKind.Gemini);
-            if (!string.Equals(upstreamName, clientName, StringComparison.Ordinal))
-            {
-                state.AddRename(upstreamName, clientName);
+                return error;
             }
 
             writer.WriteStartObject();
-            writer.WriteString("name"u8, upstreamName);
-            if (description.Kind(document) == JsonTokenType.String)
+            writer.WriteString("name"u8, tool.UpstreamName);
+            if (tool.Description.Kind(document) == JsonTokenType.String)
             {
-                JsonOut.Raw(writer, "description"u8, document, description);
+                JsonOut.Raw(writer, "description"u8, document, tool.Description);
             }
 
-            if (parameters.Kind(document) == JsonTokenType.StartObject)
+            if (tool.Parameters.Kind(document) == JsonTokenType.StartObject)
             {
                 if (jsonSchema)
                 {
-                    JsonOut.Raw(writer, "parametersJsonSchema"u8, document, parameters);
+                    JsonOut.Raw(writer, "parametersJsonSchema"u8, document, tool.Parameters);
                 }
                 else
                 {
                     writer.WritePropertyName("parameters"u8);
-                    GeminiSchema.Write(writer, document, parameters, parameters);
+                    GeminiSchema.Write(writer, document, tool.Parameters, tool.Parameters);
                 }
             }
 
