@@ -7,15 +7,12 @@ using StackExchange.Redis;
 namespace ExtProc.Storage;
 
 /// <summary>
-/// The shared store as the stage sees it: every Redis call is raced against a hard budget
-/// (<c>WaitAsync</c>, because StackExchange.Redis checks its own timeouts only on a 1 s heartbeat,
-/// faults.md §0.4; and the call is started on the thread pool because while it reconnects the client can
-/// block the caller before it hands back a task: 667 ms measured under kill/restart, 30 ms with the hop) and
-/// never retried (a timed-out script may still run, §0.5). When Redis fails or overruns, the
-/// <see cref="RedisGate"/> opens and, until a probe finds Redis again, requests do not ask it: counters that
-/// fail closed refuse; the others are decided by a local limiter at limit / replicas. Settlements that cannot
-/// reach Redis wait in a bounded buffer and are replayed, oldest first, once it answers again; when the buffer
-/// is full the oldest is dropped and counted.
+/// The shared store as the stage sees it: every Redis call is made the <see cref="RedisCall"/> way (thread pool,
+/// hard budget) and never retried (a timed-out script may still run, faults.md §0.5). When Redis fails or
+/// overruns, the <see cref="RedisGate"/> opens and, until a probe finds Redis again, requests do not ask it:
+/// counters that fail closed refuse; the others are decided by a local limiter at limit / replicas. Settlements
+/// that cannot reach Redis wait in a bounded buffer and are replayed, oldest first, once it answers again; when
+/// the buffer is full the oldest is dropped and counted.
 /// </summary>
 internal sealed class ResilientLimitStore : ILimitStore, IDisposable
 {
@@ -65,11 +62,11 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
             askedShared = true;
             try
             {
-                var result = await Task.Run(() => _shared.ReserveAsync(request).AsTask()).WaitAsync(_budget).ConfigureAwait(false);
+                var result = await RedisCall.WithinAsync(() => _shared.ReserveAsync(request).AsTask(), _budget).ConfigureAwait(false);
                 ReplayInBackground();
                 return result;
             }
-            catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+            catch (Exception ex) when (RedisCall.Failed(ex))
             {
                 _metrics.StoreFailure("reserve");
                 _gate.Trip();
@@ -125,11 +122,11 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
 
         try
         {
-            await Task.Run(() => _shared.SettleAsync(reservationId, actual).AsTask()).WaitAsync(_budget).ConfigureAwait(false);
+            await RedisCall.WithinAsync(() => _shared.SettleAsync(reservationId, actual).AsTask(), _budget).ConfigureAwait(false);
             _metrics.Settlement("applied");
             ReplayInBackground();
         }
-        catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+        catch (Exception ex) when (RedisCall.Failed(ex))
         {
             // The script may still run later: replaying it is harmless (the record is gone once applied).
             _metrics.StoreFailure("settle");
@@ -148,7 +145,7 @@ internal sealed class ResilientLimitStore : ILimitStore, IDisposable
             {
                 await _shared.SettleAsync(item.Id, item.Actual).AsTask().WaitAsync(_budget).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+            catch (Exception ex) when (RedisCall.Failed(ex))
             {
                 return replayed;
             }

@@ -72,7 +72,7 @@ internal sealed class ResponseCacheStore : IDisposable
             var lookup = _cache.GetOrCreateAsync(key, static _ => ValueTask.FromResult<byte[]?>(null), EntryOptions(ttl, HybridCacheEntryFlags.DisableUnderlyingData));
             return lookup.IsCompleted ? await lookup.ConfigureAwait(false) : await BoundAsync(lookup.AsTask()).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+        catch (Exception ex) when (RedisCall.Failed(ex))
         {
             Metrics.StoreError("get");
             return null;
@@ -87,7 +87,7 @@ internal sealed class ResponseCacheStore : IDisposable
             await BoundAsync(_cache.SetAsync(key, entry, EntryOptions(ttl, HybridCacheEntryFlags.None)).AsTask()).ConfigureAwait(false);
             return true;
         }
-        catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+        catch (Exception ex) when (RedisCall.Failed(ex))
         {
             Metrics.StoreError("set");
             return false;
@@ -100,7 +100,7 @@ internal sealed class ResponseCacheStore : IDisposable
         {
             await BoundAsync(_cache.RemoveAsync(key).AsTask()).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+        catch (Exception ex) when (RedisCall.Failed(ex))
         {
             Metrics.StoreError("remove");
         }

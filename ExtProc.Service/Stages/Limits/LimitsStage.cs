@@ -28,6 +28,7 @@ internal sealed class LimitsStage : Stage
     private readonly LimitsConfig _config;
     private readonly FrozenDictionary<string, LimitRuleConfig> _rules;
     private readonly LimitRuleConfig[] _globals;
+    private readonly bool _anyToolRule;
     private readonly ILimitStore _store;
     private readonly LimitMetrics _metrics;
     private readonly TimeProvider _time;
@@ -43,6 +44,7 @@ internal sealed class LimitsStage : Stage
         foreach (var rule in config.Rules)
         {
             rules[rule.Name] = rule;
+            _anyToolRule |= rule.Tools is not null;
             if (rule.Global)
             {
                 globals.Add(rule);
@@ -64,7 +66,7 @@ internal sealed class LimitsStage : Stage
 
         if (context.Protocol == ProtocolKind.Mcp)
         {
-            return context.Mcp is { Kind: JsonRpcKind.Request, Method: "tools/call", Target: { } tool } && Applicable(identity, null, tool) is { Count: > 0 } toolRules
+            return _anyToolRule && context.Mcp is { Kind: JsonRpcKind.Request, Method: "tools/call", Target: { } tool } && Applicable(identity, null, tool) is { Count: > 0 } toolRules
                 ? ReserveToolCallAsync(context, identity, tool, toolRules)
                 : StageResult.ContinueTask;
         }

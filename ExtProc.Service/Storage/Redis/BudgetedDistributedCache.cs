@@ -4,11 +4,10 @@ using Microsoft.Extensions.Caching.Distributed;
 namespace ExtProc.Storage.Redis;
 
 /// <summary>
-/// The Redis level 2 as HybridCache sees it, with every call raced against a hard budget (<c>WaitAsync</c>; the
-/// client checks its own timeouts only on a 1 s heartbeat, faults.md §0.4) and started on the thread pool (a
-/// reconnecting client can block its caller before it hands back a task). A failure or overrun throws to
-/// HybridCache, which treats it as a miss or a skipped write; we count it and mark level 2 down for a moment
-/// (<see cref="SharedLevelHealth"/>) so the requests that follow skip it instead of each paying the budget.
+/// The Redis level 2 as HybridCache sees it, every call made the <see cref="RedisCall"/> way (thread pool, hard
+/// budget). A failure or overrun throws to HybridCache, which treats it as a miss or a skipped write; we count it
+/// and mark level 2 down for a moment (<see cref="SharedLevelHealth"/>) so the requests that follow skip it
+/// instead of each paying the budget.
 /// </summary>
 internal sealed class BudgetedDistributedCache : IDistributedCache
 {
@@ -58,7 +57,7 @@ internal sealed class BudgetedDistributedCache : IDistributedCache
     {
         try
         {
-            return await Task.Run(call).WaitAsync(_budget).ConfigureAwait(false);
+            return await RedisCall.WithinAsync(call, _budget).ConfigureAwait(false);
         }
         catch (Exception ex)
         {

@@ -90,7 +90,7 @@ internal sealed class RedisGate : IDisposable
             {
                 return;
             }
-            catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+            catch (Exception ex) when (RedisCall.Failed(ex))
             {
                 continue;
             }

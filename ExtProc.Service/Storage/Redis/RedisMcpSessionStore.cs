@@ -69,7 +69,7 @@ internal sealed class RedisMcpSessionStore : IMcpSessionStore, IDisposable
                     return false;
                 }
             }
-            catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+            catch (Exception ex) when (RedisCall.Failed(ex))
             {
                 _gate.Trip();
             }
@@ -91,7 +91,7 @@ internal sealed class RedisMcpSessionStore : IMcpSessionStore, IDisposable
         {
             await CallAsync(() => _database.KeyDeleteAsync(Key(sessionHash))).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+        catch (Exception ex) when (RedisCall.Failed(ex))
         {
             // The binding then ends by its idle expiry; the server has ended the session already.
             _gate.Trip();
@@ -116,7 +116,7 @@ internal sealed class RedisMcpSessionStore : IMcpSessionStore, IDisposable
         {
             owner = await CallAsync(() => _database.StringGetSetExpiryAsync(Key(sessionHash), _idle)).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is TimeoutException or RedisException or ObjectDisposedException)
+        catch (Exception ex) when (RedisCall.Failed(ex))
         {
             _gate.Trip();
             return null;
@@ -132,8 +132,7 @@ internal sealed class RedisMcpSessionStore : IMcpSessionStore, IDisposable
         return text;
     }
 
-    // On the thread pool (a reconnecting client can block its caller) and within the budget, as for limits.
-    private Task<T> CallAsync<T>(Func<Task<T>> call) => Task.Run(call).WaitAsync(_budget);
+    private Task<T> CallAsync<T>(Func<Task<T>> call) => RedisCall.WithinAsync(call, _budget);
 
     private static RedisKey Key(string sessionHash) => KeyPrefix + sessionHash;
 }

@@ -160,28 +160,7 @@ internal struct OpenAIToolCallDelta
             }
             else if (reader.ValueTextEquals("function"u8))
             {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.StartObject)
-                {
-                    reader.Skip();
-                    continue;
-                }
-
-                while (JsonRead.NextProperty(ref reader))
-                {
-                    if (reader.ValueTextEquals("name"u8))
-                    {
-                        delta.Name = JsonRead.PropertyValue(ref reader, origin);
-                    }
-                    else if (reader.ValueTextEquals("arguments"u8))
-                    {
-                        delta.Arguments = JsonRead.PropertyValue(ref reader, origin);
-                    }
-                    else
-                    {
-                        JsonRead.SkipPropertyValue(ref reader);
-                    }
-                }
+                (delta.Name, delta.Arguments) = OpenAIFunctionCall.Read(ref reader, origin);
             }
             else
             {

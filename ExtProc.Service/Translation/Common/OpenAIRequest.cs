@@ -490,28 +490,7 @@ internal struct OpenAIToolCall
             }
             else if (reader.ValueTextEquals("function"u8))
             {
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.StartObject)
-                {
-                    reader.Skip();
-                    continue;
-                }
-
-                while (JsonRead.NextProperty(ref reader))
-                {
-                    if (reader.ValueTextEquals("name"u8))
-                    {
-                        call.Name = JsonRead.PropertyValue(ref reader, origin);
-                    }
-                    else if (reader.ValueTextEquals("arguments"u8))
-                    {
-                        call.Arguments = JsonRead.PropertyValue(ref reader, origin);
-                    }
-                    else
-                    {
-                        JsonRead.SkipPropertyValue(ref reader);
-                    }
-                }
+                (call.Name, call.Arguments) = OpenAIFunctionCall.Read(ref reader, origin);
             }
             else if (reader.ValueTextEquals("extra_content"u8))
             {
@@ -566,5 +545,38 @@ internal struct OpenAIToolCall
         }
 
         return found;
+    }
+}
+
+/// <summary>A tool call's <c>function</c> value (the reader on its property name, left on its end): where its name and arguments are.</summary>
+internal static class OpenAIFunctionCall
+{
+    public static (JsonSlice Name, JsonSlice Arguments) Read(ref Utf8JsonReader reader, int origin)
+    {
+        JsonSlice name = default, arguments = default;
+        reader.Read();
+        if (reader.TokenType != JsonTokenType.StartObject)
+        {
+            reader.Skip();
+            return (name, arguments);
+        }
+
+        while (JsonRead.NextProperty(ref reader))
+        {
+            if (reader.ValueTextEquals("name"u8))
+            {
+                name = JsonRead.PropertyValue(ref reader, origin);
+            }
+            else if (reader.ValueTextEquals("arguments"u8))
+            {
+                arguments = JsonRead.PropertyValue(ref reader, origin);
+            }
+            else
+            {
+                JsonRead.SkipPropertyValue(ref reader);
+            }
+        }
+
+        return (name, arguments);
     }
 }

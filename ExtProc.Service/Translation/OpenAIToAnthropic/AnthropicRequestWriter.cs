@@ -98,52 +98,13 @@ internal static class AnthropicRequestWriter
                 started = true;
             }
 
-            WriteTextBlocks(writer, document, message.Content);
+            OpenAIText.WriteAll(writer, document, message.Content, typed: true);
         }
 
         if (started)
         {
             writer.WriteEndArray();
         }
-    }
-
-    /// <summary>A string or an array of text parts as Anthropic text blocks; empty text is left out (Anthropic rejects it).</summary>
-    private static void WriteTextBlocks(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice content)
-    {
-        if (content.Kind(document) == JsonTokenType.String)
-        {
-            WriteTextBlock(writer, document, content);
-            return;
-        }
-
-        if (content.Kind(document) != JsonTokenType.StartArray)
-        {
-            return;
-        }
-
-        var reader = content.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
-        {
-            var part = OpenAIPart.Read(ref reader, content.Start);
-            if (part.Text.Kind(document) == JsonTokenType.String)
-            {
-                WriteTextBlock(writer, document, part.Text);
-            }
-        }
-    }
-
-    private static void WriteTextBlock(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice text)
-    {
-        if (text.Length <= 2)
-        {
-            return; // ""
-        }
-
-        writer.WriteStartObject();
-        writer.WriteString(JsonNames.Type, JsonNames.Text);
-        JsonOut.Raw(writer, JsonNames.Text, document, text);
-        writer.WriteEndObject();
     }
 
     private static string? WriteMessages(Utf8JsonWriter writer, ReadOnlySpan<byte> document, in OpenAIRequest request, TranslationState state)
@@ -213,7 +174,7 @@ internal static class AnthropicRequestWriter
             if (content.Length > 2)
             {
                 Open(writer, ref turn, Turn.User);
-                WriteTextBlock(writer, document, content);
+                OpenAIText.WriteOne(writer, document, content, typed: true);
             }
 
             return null;
@@ -239,7 +200,7 @@ internal static class AnthropicRequestWriter
                 if (part.Text.Length > 2)
                 {
                     Open(writer, ref turn, Turn.User);
-                    WriteTextBlock(writer, document, part.Text);
+                    OpenAIText.WriteOne(writer, document, part.Text, typed: true);
                 }
             }
             else if (part.ImageUrl.IsPresent || part.FileData.IsPresent)
@@ -319,7 +280,7 @@ internal static class AnthropicRequestWriter
         else if (message.Content.Kind(document) == JsonTokenType.StartArray)
         {
             writer.WriteStartArray("content"u8);
-            WriteTextBlocks(writer, document, message.Content);
+            OpenAIText.WriteAll(writer, document, message.Content, typed: true);
             writer.WriteEndArray();
         }
 
@@ -331,7 +292,7 @@ internal static class AnthropicRequestWriter
         if (message.Content.Kind(document) == JsonTokenType.String && message.Content.Length > 2)
         {
             Open(writer, ref turn, Turn.Assistant);
-            WriteTextBlock(writer, document, message.Content);
+            OpenAIText.WriteOne(writer, document, message.Content, typed: true);
         }
         else if (message.Content.Kind(document) == JsonTokenType.StartArray)
         {
@@ -344,7 +305,7 @@ internal static class AnthropicRequestWriter
                 if (part.Text.Kind(document) == JsonTokenType.String && part.Text.Length > 2)
                 {
                     Open(writer, ref turn, Turn.Assistant);
-                    WriteTextBlock(writer, document, part.Text);
+                    OpenAIText.WriteOne(writer, document, part.Text, typed: true);
                 }
             }
         }

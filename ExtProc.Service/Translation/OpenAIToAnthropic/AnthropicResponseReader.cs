@@ -95,22 +95,7 @@ internal static class AnthropicResponseReader
             writer.WriteStartArray("choices"u8);
             writer.WriteStartObject();
             writer.WriteNumber("index"u8, 0);
-            writer.WriteStartObject("message"u8);
-            writer.WriteString("role"u8, "assistant"u8);
-            if (text.Length > 0)
-            {
-                writer.WriteString("content"u8, text.Span);
-            }
-            else
-            {
-                writer.WriteNull("content"u8);
-            }
-
-            writer.WriteNull("refusal"u8);
-            if (thinking.Length > 0)
-            {
-                writer.WriteString("reasoning_content"u8, thinking.Span);
-            }
+            OpenAIMessageOut.WriteStart(writer, text.Span, thinking.Span);
 
             if (toolCalls > 0)
             {

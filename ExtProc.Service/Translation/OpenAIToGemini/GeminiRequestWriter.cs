@@ -60,7 +60,7 @@ internal static class GeminiRequestWriter
                 started = true;
             }
 
-            WriteTextParts(writer, document, message.Content);
+            OpenAIText.WriteAll(writer, document, message.Content, typed: false);
         }
 
         if (started)
@@ -68,43 +68,6 @@ internal static class GeminiRequestWriter
             writer.WriteEndArray();
             writer.WriteEndObject();
         }
-    }
-
-    private static void WriteTextParts(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice content)
-    {
-        if (content.Kind(document) == JsonTokenType.String)
-        {
-            WriteText(writer, document, content);
-            return;
-        }
-
-        if (content.Kind(document) != JsonTokenType.StartArray)
-        {
-            return;
-        }
-
-        var reader = content.Reader(document);
-        reader.Read();
-        while (JsonRead.NextElement(ref reader))
-        {
-            var part = OpenAIPart.Read(ref reader, content.Start);
-            if (part.Text.Kind(document) == JsonTokenType.String)
-            {
-                WriteText(writer, document, part.Text);
-            }
-        }
-    }
-
-    private static void WriteText(Utf8JsonWriter writer, ReadOnlySpan<byte> document, JsonSlice text)
-    {
-        if (text.Length <= 2)
-        {
-            return;
-        }
-
-        writer.WriteStartObject();
-        JsonOut.Raw(writer, JsonNames.Text, document, text);
-        writer.WriteEndObject();
     }
 
     private static void Open(Utf8JsonWriter writer, ref Turn turn, Turn wanted)
@@ -171,7 +134,7 @@ internal static class GeminiRequestWriter
         if (content.Kind(document) == JsonTokenType.String)
         {
             Open(writer, ref turn, Turn.User);
-            WriteText(writer, document, content);
+            OpenAIText.WriteOne(writer, document, content, typed: false);
             return null;
         }
 
@@ -193,7 +156,7 @@ internal static class GeminiRequestWriter
 
             if (part.Text.IsPresent)
             {
-                WriteText(writer, document, part.Text);
+                OpenAIText.WriteOne(writer, document, part.Text, typed: false);
             }
             else if (part.ImageUrl.IsPresent || part.FileData.IsPresent)
             {
@@ -316,12 +279,12 @@ internal static class GeminiRequestWriter
         if (message.Content.Kind(document) == JsonTokenType.String && message.Content.Length > 2)
         {
             Open(writer, ref turn, Turn.Model);
-            WriteText(writer, document, message.Content);
+            OpenAIText.WriteOne(writer, document, message.Content, typed: false);
         }
         else if (message.Content.Kind(document) == JsonTokenType.StartArray)
         {
             Open(writer, ref turn, Turn.Model);
-            WriteTextParts(writer, document, message.Content);
+            OpenAIText.WriteAll(writer, document, message.Content, typed: false);
         }
 
         for (var i = 0; i < message.ToolCallCount; i++)

@@ -134,22 +134,7 @@ internal static class GeminiResponseReader
 
             writer.WriteStartObject();
             writer.WriteNumber("index"u8, candidate.Index);
-            writer.WriteStartObject("message"u8);
-            writer.WriteString("role"u8, "assistant"u8);
-            if (text.Length > 0)
-            {
-                writer.WriteString("content"u8, text.Span);
-            }
-            else
-            {
-                writer.WriteNull("content"u8);
-            }
-
-            writer.WriteNull("refusal"u8);
-            if (thoughts.Length > 0)
-            {
-                writer.WriteString("reasoning_content"u8, thoughts.Span);
-            }
+            OpenAIMessageOut.WriteStart(writer, text.Span, thoughts.Span);
 
             if (calls > 0)
             {
